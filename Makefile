@@ -1,0 +1,42 @@
+# The two set-up commands are `make demo` and `make test`; each creates .venv and installs first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+SCALE ?= 100000
+PYTEST_FLAGS ?=
+
+.PHONY: install demo test lint typecheck unit test-slow bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/actas demo --out demo-out
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests bench
+	$(BIN)/ruff format --check src tests bench
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+# pytest exits 5 when it collected no test; that is not a failure of the suite.
+unit: $(STAMP)
+	$(BIN)/pytest -q -m "not slow" $(PYTEST_FLAGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
+
+test: lint typecheck unit
+
+test-slow: $(STAMP)
+	$(BIN)/pytest -q -m slow $(PYTEST_FLAGS)
+
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --scale $(SCALE)
+
+clean:
+	rm -rf $(VENV) demo-out bench-out .mypy_cache .ruff_cache .pytest_cache .hypothesis
