@@ -67,8 +67,18 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
+def _parse_int(text: str) -> int:
+    value = int(text)  # the JSON grammar already guarantees ASCII digits with an optional '-'
+    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+        raise NonCanonicalError(f"integer {text} is outside ±(2**53-1)")
+    return value
+
+
 _decoder = json.JSONDecoder(
-    object_pairs_hook=_no_duplicates, parse_float=_reject_float, parse_constant=_reject_constant
+    object_pairs_hook=_no_duplicates,
+    parse_float=_reject_float,
+    parse_int=_parse_int,
+    parse_constant=_reject_constant,
 )
 
 
@@ -84,8 +94,16 @@ def decode(data: bytes) -> Any:
         raise MalformedError(f"invalid JSON at byte {_byte_offset(text, exc.pos)}: {exc.msg}") from None
     except RecursionError:
         raise MalformedError("JSON nested too deeply") from None
-    if encode(value) != data:
-        raise NonCanonicalError(f"not canonical JSON (first difference at byte {_first_difference(value, data)})")
+    # json.loads yields only str, int (range-checked above), bool, None, list and dict, so the fast
+    # encoder can be used directly; lone surrogates fail the UTF-8 step.
+    try:
+        again = _encoder.encode(value).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise MalformedError(f"string holds a lone surrogate (character {exc.start})") from None
+    if again != data:
+        raise NonCanonicalError(
+            f"not canonical JSON (first difference at byte {_first_difference(value, data)})"
+        )
     return value
 
 

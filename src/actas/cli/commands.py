@@ -1,0 +1,197 @@
+"""The commands of ``actas``; thin wrappers around library calls."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from actas.cli.output import console, out, progress_bar
+from actas.cli.render import print_national, print_report
+from actas.core.keys import Verifier
+from actas.errors import ActasError, KeyFormatError
+from actas.storage.layout import DataDir
+from actas.verifier.readers import open_reader
+from actas.verifier.runner import verify as run_verify
+
+EXIT_FAILED = 1
+
+
+def load_verifier(value: str) -> Verifier:
+    """A verifier key given as a key string or as a file holding one."""
+    text = value.strip()
+    path = Path(value)
+    if "+" not in text or path.is_file():
+        try:
+            text = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise KeyFormatError(f"{value}: not a key string and not a readable key file ({exc})") from None
+    return Verifier.parse(text)
+
+
+def _workers_option(fn: click.decorators.FC) -> click.decorators.FC:
+    return click.option(
+        "-j", "--workers", type=click.IntRange(min=0), default=None, help="Worker processes (default: every core)."
+    )(fn)
+
+
+@click.command()
+@click.option("--mesas", type=click.IntRange(1, 2_000_000), default=30_026, show_default=True,
+              help="Number of mesas (polling stations); 30,026 is Venezuela 2024's.")
+@click.option("--seed", type=int, default=2024, show_default=True, help="Seed: the same seed gives the same bundle.")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True,
+              help="Directory for the data directory (data/) and the published bundle (bundle/).")
+@_workers_option
+def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
+    """Simulate a national election, log it, publish the bundle and verify it."""
+    from actas.demo import run_demo
+
+    with progress_bar() as update:
+        result = run_demo(out_dir, mesas, seed, workers, update)
+    print_national(result.election, result.report)
+    print_report(result.report, brief=True)
+    out.print(f"\nbundle:      {result.bundle}")
+    out.print(f"data dir:    {result.data.root}")
+    out.print(f"timings:     {result.timings}")
+    out.print("verify it yourself:")
+    out.print(f"  actas verify {result.bundle} --key {result.authority}")
+    if not result.report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@click.command()
+@click.argument("bundle")
+@click.option("--key", "key", help="Authority verifier key (key string or file). Default: the bundle's own "
+              "keys/authority.vkey, which only proves self-consistency; pin the key you trust.")
+@click.option("--json", "json_out", type=click.Path(allow_dash=True), help="Write a JSON report here ('-' = stdout).")
+@click.option("--since", "since", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An earlier signed checkpoint: also prove the log grew from it append-only.")
+@_workers_option
+def verify(bundle: str, key: str | None, json_out: str | None, since: Path | None, workers: int | None) -> None:
+    """Verify a published bundle (directory or http(s) URL) from its bytes alone."""
+    from actas.verifier.since import verify_since
+
+    reader = open_reader(bundle)
+    if key is None:
+        authority = Verifier.parse(reader.read("keys/authority.vkey").decode("utf-8", "replace").strip())
+        console.print(f"[yellow]note[/yellow]: using the bundle's own key {authority.name}+{authority.key_id_hex}; "
+                      "pass --key to pin the key you trust")
+    else:
+        authority = load_verifier(key)
+    started = time.perf_counter()
+    with progress_bar() as update:
+        if since is not None:
+            report = verify_since(reader, authority, since.read_bytes(), workers, lambda d, t: update("verify", d, t))
+        else:
+            report = run_verify(reader, authority, workers, lambda d, t: update("verify", d, t))
+    elapsed = time.perf_counter() - started
+    if json_out:
+        text = json.dumps({**report.to_value(), "seconds": round(elapsed, 3)}, indent=2, ensure_ascii=False)
+        if json_out == "-":
+            click.echo(text)
+        else:
+            Path(json_out).write_text(text + "\n", encoding="utf-8")
+    if json_out != "-":
+        print_report(report)
+        out.print(f"{report.size:,} entries in {elapsed:.1f} s")
+    if not report.ok:
+        sys.exit(EXIT_FAILED)
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--level", help="Also list every area of this level (e.g. estado).")
+@click.option("--json", "as_json", is_flag=True, help="Print the results files as JSON.")
+def tally(data_dir: Path, level: str | None, as_json: bool) -> None:
+    """Totals per option and turnout from a log's entries, bound to its checkpoint."""
+    from actas.publish.results import compute_results
+
+    results = compute_results(DataDir(data_dir))
+    if as_json:
+        click.echo(json.dumps({p: json.loads(b) for p, b in results.files.items()}, indent=2, ensure_ascii=False))
+        return
+    from actas.cli.render import print_results
+
+    print_results(results, level)
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--mesa", required=True, help="Mesa id.")
+@click.option("--contest", help="Contest id (default: the only one, or the first).")
+@click.option("--entry-out", type=click.Path(path_type=Path), help="Also write the acta entry bytes here.")
+def proof(data_dir: Path, mesa: str, contest: str | None, entry_out: Path | None) -> None:
+    """Print a C2SP tlog-proof@v1 of a mesa's acta against the latest checkpoint."""
+    from actas.log.proofs import mesa_proof
+
+    found = mesa_proof(DataDir(data_dir), mesa, contest)
+    if entry_out is not None:
+        entry_out.write_bytes(found.entry)
+    sys.stdout.buffer.write(found.proof)
+
+
+@click.command(name="verify-proof")
+@click.argument("proof_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--entry", "entry_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
+              help="The entry bytes the proof is for.")
+@click.option("--key", required=True, help="Authority verifier key (key string or file).")
+def verify_proof(proof_file: Path, entry_file: Path, key: str) -> None:
+    """Check that an entry is in the log committed to by a signed checkpoint."""
+    from actas.core.proof import TlogProof
+
+    authority = load_verifier(key)
+    parsed = TlogProof.parse(proof_file.read_bytes())
+    checkpoint = parsed.verify(entry_file.read_bytes(), authority)
+    out.print(f"ok: entry {parsed.index} is in {checkpoint.origin} at tree size {checkpoint.size}")
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
+def publish(data_dir: Path, out_dir: Path) -> None:
+    """Write the bundle of plain files for a log's latest checkpoint."""
+    from actas.publish.bundle import publish_bundle
+
+    summary = publish_bundle(DataDir(data_dir), out_dir)
+    out.print(f"published {summary.size:,} entries: {summary.files:,} files, {summary.total_bytes:,} bytes in {out_dir}")
+
+
+@click.command()
+@click.argument("data_dir", type=click.Path(path_type=Path))
+@click.option("--mesas", type=click.IntRange(1, 2_000_000), default=30_026, show_default=True, help="Number of mesas.")
+@click.option("--seed", type=int, default=2024, show_default=True, help="Seed for a reproducible election.")
+@_workers_option
+def simulate(data_dir: Path, mesas: int, seed: int, workers: int | None) -> None:
+    """Simulate a national election into a new data directory (no publication)."""
+    from actas.simulate.run import simulate as run_simulation
+    from actas.verifier.runner import default_workers
+
+    with progress_bar() as update:
+        summary = run_simulation(data_dir, mesas, seed, default_workers() if workers is None else workers, update)
+    out.print(f"logged {summary.entries:,} entries into {data_dir}")
+
+
+@click.group()
+def log() -> None:
+    """Maintenance of a log's data directory."""
+
+
+@log.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+def rebuild(data_dir: Path) -> None:
+    """Rewrite every tile, entry bundle and the checkpoint from the stored entries."""
+    from actas.log.open import open_writer
+
+    writer = open_writer(DataDir(data_dir))
+    try:
+        size = writer.rebuild()
+    finally:
+        writer.close()
+    out.print(f"rebuilt tiles and checkpoint for {size:,} entries")
+
+
+ALL: list[click.Command] = [demo, verify, tally, proof, verify_proof, publish, simulate, log]
+__all__ = ["ALL", "ActasError"]

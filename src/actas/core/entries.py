@@ -1,0 +1,251 @@
+"""Log entry types and their canonical bytes (docs/formats.md §3).
+
+Every entry is one canonical JSON object with ``"v": 1``, a ``"type"`` and a ``"sig"``: an Ed25519 signature,
+base64, over the domain-separated canonical bytes of the same object without ``"sig"``. Types:
+
+* ``election`` — the SHA-256 digest of the canonical election definition; signed by the authority.
+* ``enroll`` — a device key and the mesas it may sign for; signed by the authority.
+* ``acta`` — a tally sheet (see :mod:`actas.core.acta`); signed by the device key it names.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from actas.core import canonical
+from actas.core.acta import Acta
+from actas.core.b64 import b64decode, b64encode
+from actas.core.keys import CONTEXT_ACTA, CONTEXT_ELECTION, CONTEXT_ENROLL, Signer, Verifier
+from actas.errors import KeyFormatError, MalformedError
+
+VERSION = 1
+MAX_ENTRY_SIZE = 65535  # entry bundles prefix each entry with a uint16 length
+_HEX64 = re.compile(r"[0-9a-f]{64}\Z")
+_ID = re.compile(r"[0-9A-Za-z._-]{1,64}\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class ElectionEntry:
+    """Binds the log to one election definition by its digest."""
+
+    origin: str
+    digest: bytes
+    signature: bytes
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields."""
+        return {"digest": self.digest.hex(), "origin": self.origin, "type": "election", "v": VERSION}
+
+
+@dataclass(frozen=True, slots=True)
+class EnrollEntry:
+    """The authority's statement that a device key may sign actas for these mesas."""
+
+    election: str
+    device: str
+    mesas: tuple[str, ...]
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        if not self.mesas:
+            raise MalformedError("enroll.mesas: must list at least one mesa")
+        if list(self.mesas) != sorted(set(self.mesas)):
+            raise MalformedError("enroll.mesas: must be sorted and unique")
+        for i, mesa in enumerate(self.mesas):
+            if not isinstance(mesa, str) or not _ID.match(mesa):
+                raise MalformedError(f"enroll.mesas[{i}]: must match [0-9A-Za-z._-]{{1,64}}")
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields."""
+        return {
+            "device": self.device,
+            "election": self.election,
+            "mesas": list(self.mesas),
+            "type": "enroll",
+            "v": VERSION,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ActaEntry:
+    """A tally sheet with its device signature."""
+
+    acta: Acta
+    signature: bytes
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields."""
+        return self.acta.to_value()
+
+
+Entry = ElectionEntry | EnrollEntry | ActaEntry
+CONTEXTS: dict[type, str] = {
+    ElectionEntry: CONTEXT_ELECTION,
+    EnrollEntry: CONTEXT_ENROLL,
+    ActaEntry: CONTEXT_ACTA,
+}
+
+
+def _signed(body: dict[str, Any], context: str, signer: Signer) -> bytes:
+    signature = signer.sign_in_context(context, canonical.encode(body))
+    data = canonical.encode({**body, "sig": b64encode(signature)})
+    if len(data) > MAX_ENTRY_SIZE:
+        raise MalformedError(f"entry is {len(data)} bytes; entries must be at most {MAX_ENTRY_SIZE}")
+    return data
+
+
+def election_entry(origin: str, digest: bytes, authority: Signer) -> bytes:
+    """Canonical bytes of an election entry signed by the authority."""
+    body = ElectionEntry(origin, digest, b"").body()
+    return _signed(body, CONTEXT_ELECTION, authority)
+
+
+def enroll_entry(
+    election: str, device: Verifier, mesas: list[str] | tuple[str, ...], authority: Signer
+) -> bytes:
+    """Canonical bytes of an enrollment of a device key for mesas, signed by the authority."""
+    body = EnrollEntry(election, str(device), tuple(sorted(set(mesas))), b"").body()
+    return _signed(body, CONTEXT_ENROLL, authority)
+
+
+def acta_entry(acta: Acta, device: Signer) -> bytes:
+    """Canonical bytes of an acta signed by its device key."""
+    if acta.device != str(device.verifier):
+        raise KeyFormatError("acta.device names a different key from the one signing it")
+    return _signed(acta.to_value(), CONTEXT_ACTA, device)
+
+
+def _fields(value: dict[str, Any], want: frozenset[str], kind: str) -> None:
+    keys = set(value)
+    if keys != want:
+        missing = sorted(want - keys)
+        extra = sorted(keys - want)
+        parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
+            [f"unexpected {', '.join(extra)}"] if extra else []
+        )
+        raise MalformedError(f"{kind} entry: {'; '.join(parts)}")
+
+
+def _string(value: dict[str, Any], key: str, kind: str) -> str:
+    item = value[key]
+    if not isinstance(item, str) or not item:
+        raise MalformedError(f"{kind}.{key}: must be a non-empty string")
+    return item
+
+
+def _int(value: dict[str, Any], key: str) -> int:
+    item = value[key]
+    if type(item) is not int:
+        raise MalformedError(f"acta.{key}: must be an integer")
+    return item
+
+
+def _ints(value: dict[str, Any], key: str) -> tuple[int, ...]:
+    item = value[key]
+    if not isinstance(item, list):
+        raise MalformedError(f"acta.{key}: must be a list of integers")
+    return tuple(item)
+
+
+def _parse_election(value: dict[str, Any], signature: bytes) -> ElectionEntry:
+    _fields(value, _ELECTION_KEYS, "election")
+    digest = _string(value, "digest", "election")
+    if not _HEX64.match(digest):
+        raise MalformedError("election.digest: must be 64 lower-case hex digits")
+    return ElectionEntry(_string(value, "origin", "election"), bytes.fromhex(digest), signature)
+
+
+def _parse_enroll(value: dict[str, Any], signature: bytes) -> EnrollEntry:
+    _fields(value, _ENROLL_KEYS, "enroll")
+    device = _string(value, "device", "enroll")
+    Verifier.parse(device)
+    mesas = value["mesas"]
+    if not isinstance(mesas, list):
+        raise MalformedError("enroll.mesas: must be a list of mesa ids")
+    return EnrollEntry(_string(value, "election", "enroll"), device, tuple(mesas), signature)
+
+
+def _parse_acta(value: dict[str, Any], signature: bytes) -> ActaEntry:
+    _fields(value, _ACTA_KEYS, "acta")
+    acta = Acta(
+        election=_string(value, "election", "acta"),
+        mesa=_string(value, "mesa", "acta"),
+        contest=_string(value, "contest", "acta"),
+        registered=_int(value, "registered"),
+        tickets=_ints(value, "tickets"),
+        options=_ints(value, "options"),
+        null=_int(value, "null"),
+        blank=_int(value, "blank"),
+        device=_string(value, "device", "acta"),
+    )
+    return ActaEntry(acta, signature)
+
+
+_ELECTION_KEYS = frozenset({"digest", "origin", "type", "v"})
+_ENROLL_KEYS = frozenset({"device", "election", "mesas", "type", "v"})
+_ACTA_KEYS = frozenset(
+    {
+        "blank",
+        "contest",
+        "device",
+        "election",
+        "mesa",
+        "null",
+        "options",
+        "registered",
+        "tickets",
+        "type",
+        "v",
+    }
+)
+_PARSERS: dict[str, Callable[[dict[str, Any], bytes], Entry]] = {
+    "election": _parse_election,
+    "enroll": _parse_enroll,
+    "acta": _parse_acta,
+}
+KNOWN_TYPES = tuple(_PARSERS)
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedEntry:
+    """An entry with the exact bytes its signature covers."""
+
+    entry: Entry
+    signed_bytes: bytes
+
+
+def parse_entry(data: bytes) -> ParsedEntry:
+    """Parse entry bytes strictly: canonical JSON, known type and version, exact fields."""
+    if len(data) > MAX_ENTRY_SIZE:
+        raise MalformedError(f"entry is {len(data)} bytes; entries must be at most {MAX_ENTRY_SIZE}")
+    value = canonical.decode(data)
+    if not isinstance(value, dict):
+        raise MalformedError("entry: must be a JSON object")
+    if value.get("v") != VERSION or type(value.get("v")) is not int:
+        raise MalformedError(f"entry.v: unsupported format version {value.get('v')!r}")
+    kind = value.get("type")
+    parser = _PARSERS.get(kind) if isinstance(kind, str) else None
+    if parser is None:
+        raise MalformedError(f"entry.type: unknown entry type {kind!r}")
+    sig = value.pop("sig", None)
+    if not isinstance(sig, str):
+        raise MalformedError(f"{kind}.sig: missing or not a string")
+    signature = b64decode(sig, f"{kind}.sig", 64)
+    entry = parser(value, signature)
+    return ParsedEntry(entry, canonical.encode(value))
+
+
+def signature_valid(parsed: ParsedEntry, authority: Verifier) -> bool:
+    """Whether the entry's signature verifies: device key for actas, the authority for the rest."""
+    entry = parsed.entry
+    if isinstance(entry, ActaEntry):
+        try:
+            signer = entry.acta.device_verifier()
+        except KeyFormatError:
+            return False
+    else:
+        signer = authority
+    return signer.verify_in_context(CONTEXTS[type(entry)], parsed.signed_bytes, entry.signature)

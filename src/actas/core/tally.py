@@ -1,0 +1,195 @@
+"""Totals per option and turnout for every area at every level, bound to the checkpoint they were computed at.
+
+Accumulation is flat (one ``array('q')`` row per area) so a 1 M-mesa election costs tens of megabytes, and each
+counted acta touches only its centre's row; :meth:`Tally.rollup` adds rows up the area tree once at the end.
+Which acta counts: for each mesa and contest, the first valid acta in log order. Later different actas for the
+same mesa are conflicts: logged, listed, never silently replacing the first (docs/formats.md §5).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from actas.core import canonical
+from actas.core.b64 import b64encode
+from actas.core.election import Contest, Election
+
+# Row layout: [actas, registered_counted, null, blank, votes per option ...]
+_ACTAS, _REG, _NULL, _BLANK, _VOTES = 0, 1, 2, 3, 4
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """The checkpoint a tally was computed at."""
+
+    origin: str
+    size: int
+    root_hash: bytes
+
+    def to_value(self) -> dict[str, object]:
+        """As a canonical-JSON value."""
+        return {"root": b64encode(self.root_hash), "size": self.size}
+
+
+@dataclass(frozen=True, slots=True)
+class ConflictRecord:
+    """A mesa and contest with more than one different acta: the counted leaf first."""
+
+    mesa: str
+    contest: str
+    leaves: tuple[int, ...]
+
+
+class Tally:
+    """Running totals of one contest over the area tree."""
+
+    def __init__(self, election: Election, contest: Contest) -> None:
+        self.election = election
+        self.contest = contest
+        self.width = _VOTES + len(contest.options)
+        self._rows = array("q", bytes(8 * self.width * len(election.areas)))
+        self._rolled = False
+
+    def add(self, mesa: int, options: Sequence[int], null: int, blank: int, registered: int) -> None:
+        """Count one acta of a mesa (by mesa index)."""
+        base = self.election.mesa_area(mesa) * self.width
+        rows = self._rows
+        rows[base + _ACTAS] += 1
+        rows[base + _REG] += registered
+        rows[base + _NULL] += null
+        rows[base + _BLANK] += blank
+        at = base + _VOTES
+        for votes in options:
+            rows[at] += votes
+            at += 1
+
+    def rollup(self) -> None:
+        """Add every area's totals into its ancestors (once, after the last add)."""
+        if self._rolled:
+            return
+        width = self.width
+        rows = self._rows
+        for index in range(len(self.election.areas) - 1, -1, -1):
+            parent = self.election.areas[index].parent
+            if parent >= 0:
+                src, dst = index * width, parent * width
+                for k in range(width):
+                    rows[dst + k] += rows[src + k]
+        self._rolled = True
+
+    def row(self, area: int) -> list[int]:
+        """The totals row of an area (after rollup)."""
+        return list(self._rows[area * self.width : (area + 1) * self.width])
+
+    def national(self) -> list[int]:
+        """The totals row summed over the root areas."""
+        total = [0] * self.width
+        for index, area in enumerate(self.election.areas):
+            if area.parent < 0:
+                for k, value in enumerate(self.row(index)):
+                    total[k] += value
+        return total
+
+
+def expected_per_area(election: Election) -> tuple[list[int], list[int]]:
+    """Mesas and registered voters per area, from the definition, rolled up the tree."""
+    mesas = [0] * len(election.areas)
+    registered = [0] * len(election.areas)
+    for i in range(election.mesa_count):
+        area = election.mesa_area(i)
+        mesas[area] += 1
+        registered[area] += election.mesa_registered(i)
+    for index in range(len(election.areas) - 1, -1, -1):
+        parent = election.areas[index].parent
+        if parent >= 0:
+            mesas[parent] += mesas[index]
+            registered[parent] += registered[index]
+    return mesas, registered
+
+
+def _area_value(code: str, name: str, row: list[int], mesas: int, registered: int) -> dict[str, object]:
+    cast = row[_NULL] + row[_BLANK] + sum(row[_VOTES:])
+    return {
+        "actas": row[_ACTAS],
+        "blank": row[_BLANK],
+        "cast": cast,
+        "code": code,
+        "mesas": mesas,
+        "name": name,
+        "null": row[_NULL],
+        "registered": registered,
+        "registered_counted": row[_REG],
+        "votes": row[_VOTES:],
+    }
+
+
+def results_files(
+    tallies: Sequence[Tally], binding: Binding, conflicts: Sequence[ConflictRecord]
+) -> dict[str, bytes]:
+    """The published results files (path → canonical bytes): per contest, one national file and one per level."""
+    files: dict[str, bytes] = {}
+    if not tallies:
+        return files
+    election = tallies[0].election
+    mesas, registered = expected_per_area(election)
+    total_mesas = sum(m for m, a in zip(mesas, election.areas, strict=True) if a.parent < 0)
+    total_registered = sum(r for r, a in zip(registered, election.areas, strict=True) if a.parent < 0)
+    for tally in tallies:
+        tally.rollup()
+        header: dict[str, object] = {
+            "checkpoint": binding.to_value(),
+            "contest": tally.contest.id,
+            "election": binding.origin,
+            "options": [option.id for option in tally.contest.options],
+            "type": "results",
+            "v": 1,
+        }
+        national = _area_value("", election.title, tally.national(), total_mesas, total_registered)
+        listed = [
+            {"leaves": list(c.leaves), "mesa": c.mesa} for c in conflicts if c.contest == tally.contest.id
+        ]
+        files[f"results/{tally.contest.id}/national.json"] = canonical.encode(
+            {**header, "areas": [national], "conflicts": listed, "level": "national"}
+        )
+        for level, level_name in enumerate(election.levels):
+            areas = [
+                _area_value(area.code, area.name, tally.row(i), mesas[i], registered[i])
+                for i, area in enumerate(election.areas)
+                if area.level == level
+            ]
+            files[f"results/{tally.contest.id}/{level_name}.json"] = canonical.encode(
+                {**header, "areas": areas, "level": level_name}
+            )
+    return files
+
+
+def tally_entries(election: Election, entries: Iterable[bytes]) -> tuple[list[Tally], list[ConflictRecord]]:
+    """Totals from a trusted log's entries in order: the first acta of each mesa and contest counts."""
+    from actas.core.entries import ActaEntry, parse_entry
+
+    tallies = [Tally(election, contest) for contest in election.contests]
+    contests = {c.id: i for i, c in enumerate(election.contests)}
+    first: dict[tuple[str, str], int] = {}
+    conflicts: dict[tuple[str, str], list[int]] = {}
+    for leaf, data in enumerate(entries):
+        entry = parse_entry(data).entry
+        if not isinstance(entry, ActaEntry):
+            continue
+        acta = entry.acta
+        key = (acta.mesa, acta.contest)
+        if key in first:
+            conflicts.setdefault(key, [first[key]]).append(leaf)
+            continue
+        mesa = election.mesa_index(acta.mesa)
+        contest = contests.get(acta.contest)
+        if mesa is None or contest is None:
+            continue
+        first[key] = leaf
+        tallies[contest].add(mesa, acta.options, acta.null, acta.blank, acta.registered)
+    records = [
+        ConflictRecord(mesa, contest, tuple(leaves))
+        for (mesa, contest), leaves in sorted(conflicts.items(), key=lambda kv: kv[1][0])
+    ]
+    return tallies, records

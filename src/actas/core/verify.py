@@ -1,0 +1,373 @@
+"""Verification of a published bundle as numbered steps (docs/verification.md), over an abstract reader.
+
+The work splits in two. :class:`BundleChecker` checks one entry bundle on its own (its level-0 tile, every entry
+canonical and of a known type, every signature, every acta's rules) and can run in any process.
+:class:`Verification` consumes those results in log order and checks what needs history: higher tiles and the
+root, the election entry, enrollment of each acta's key, conflicts, and the recomputed totals. Memory stays
+bounded by the size of the election definition, not by the number of entries.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from actas.core import merkle
+from actas.core.acta import check_rules, errors_of
+from actas.core.election import Election
+from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entry, signature_valid
+from actas.core.keys import Verifier
+from actas.core.note import Checkpoint, open_checkpoint
+from actas.core.tally import Binding, ConflictRecord, Tally, results_files
+from actas.core.tiles import TILE_WIDTH, TileBuilder, TileCoord, decode_bundle, decode_tile, tile_path, tiles_for_size
+from actas.errors import ActasError
+
+STEPS: tuple[tuple[int, str, str], ...] = (
+    (1, "checkpoint", "checkpoint signed by the authority key"),
+    (2, "election", "election definition parses"),
+    (3, "tiles", "every tile and entry bundle consistent with the checkpoint root"),
+    (4, "entries", "every entry canonical and of a known type"),
+    (5, "election-entry", "entry 0 binds the election definition's digest"),
+    (6, "enrollments", "every enrollment signed by the authority for known mesas"),
+    (7, "actas", "every acta signed by a key enrolled for its mesa and passing the rules"),
+    (8, "conflicts", "mesas with more than one different acta listed"),
+    (9, "results", "totals recomputed from the log equal the published results files"),
+)
+S_CHECKPOINT, S_ELECTION, S_TILES, S_ENTRIES, S_ELECTION_ENTRY, S_ENROLL, S_ACTAS, S_CONFLICTS, S_RESULTS = range(
+    1, 10
+)
+LOG = "log/"  # the tiled log's place inside a bundle
+MAX_LISTED = 50  # failures kept per step; all are counted
+
+
+class BundleReader(Protocol):
+    """Reads one published file by its path relative to the bundle root."""
+
+    def read(self, path: str) -> bytes:
+        """The file's bytes; raises FetchError when it cannot be read."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """One thing that does not hold: the step, the file (or entry) at fault, and why."""
+
+    step: int
+    where: str
+    message: str
+
+
+@dataclass(slots=True)
+class BundleResult:
+    """What one entry bundle contributed; small and picklable."""
+
+    index: int
+    width: int
+    leaf_hashes: bytes = b""
+    failures: list[Failure] = field(default_factory=list)
+    election_digest: bytes | None = None
+    first_type: str | None = None
+    enrollments: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
+    # (leaf, mesa index, contest index, device key, options, null, blank, registered, entry hash prefix)
+    actas: list[tuple[int, int, int, str, tuple[int, ...], int, int, int, bytes]] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+
+class BundleChecker:
+    """Checks entry bundles independently of each other."""
+
+    def __init__(self, reader: BundleReader, election: Election, authority: Verifier) -> None:
+        self.reader = reader
+        self.election = election
+        self.authority = authority
+        self._contests = {c.id: i for i, c in enumerate(election.contests)}
+
+    def check(self, index: int, width: int) -> BundleResult:
+        """Check entry bundle ``index`` of ``width`` entries against its level-0 tile."""
+        result = BundleResult(index, width)
+        bundle_path = LOG + tile_path(TileCoord(-1, index, width))
+        level0_path = LOG + tile_path(TileCoord(0, index, width))
+        try:
+            entries = decode_bundle(self.reader.read(bundle_path), width)
+        except ActasError as exc:
+            result.failures.append(Failure(S_TILES, bundle_path, str(exc)))
+            return result
+        hashes = [merkle.leaf_hash(e) for e in entries]
+        result.leaf_hashes = b"".join(hashes)
+        try:
+            tile = self.reader.read(level0_path)
+            published = decode_tile(tile, width)
+            for i, (want, got) in enumerate(zip(hashes, published, strict=True)):
+                if want != got:
+                    message = f"hash {i} differs from entry {index * TILE_WIDTH + i} of {bundle_path}"
+                    result.failures.append(Failure(S_TILES, level0_path, message))
+                    break
+        except ActasError as exc:
+            result.failures.append(Failure(S_TILES, level0_path, str(exc)))
+        for offset, data in enumerate(entries):
+            self._entry(result, index * TILE_WIDTH + offset, data)
+        return result
+
+    def _entry(self, result: BundleResult, leaf: int, data: bytes) -> None:
+        where = f"entry {leaf}"
+        try:
+            parsed = parse_entry(data)
+        except ActasError as exc:
+            result.failures.append(Failure(S_ENTRIES, where, str(exc)))
+            return
+        entry = parsed.entry
+        kind = type(entry).__name__
+        result.counts[kind] = result.counts.get(kind, 0) + 1
+        if leaf == 0:
+            result.first_type = kind
+        signed = signature_valid(parsed, self.authority)
+        if isinstance(entry, ElectionEntry):
+            if not signed:
+                result.failures.append(Failure(S_ELECTION_ENTRY, where, "authority signature does not verify"))
+            elif leaf == 0:
+                result.election_digest = entry.digest
+            else:
+                result.failures.append(Failure(S_ELECTION_ENTRY, where, "election entry other than entry 0"))
+        elif isinstance(entry, EnrollEntry):
+            mesas = [self.election.mesa_index(m) for m in entry.mesas]
+            if not signed:
+                result.failures.append(Failure(S_ENROLL, where, "authority signature does not verify"))
+            elif entry.election != self.election.origin:
+                result.failures.append(Failure(S_ENROLL, where, f"for another election {entry.election!r}"))
+            elif any(m is None for m in mesas):
+                result.failures.append(Failure(S_ENROLL, where, "names a mesa not in the definition"))
+            else:
+                result.enrollments.append((entry.device, tuple(m for m in mesas if m is not None)))
+        else:
+            assert isinstance(entry, ActaEntry)
+            acta = entry.acta
+            if not signed:
+                message = f"acta for mesa {acta.mesa!r}: device signature does not verify"
+                result.failures.append(Failure(S_ACTAS, where, message))
+                return
+            broken = errors_of(check_rules(acta, self.election))
+            if broken:
+                rules = "; ".join(f"{f.rule}: {f.message}" for f in broken)
+                result.failures.append(Failure(S_ACTAS, where, f"acta for mesa {acta.mesa!r} breaks {rules}"))
+                return
+            mesa = self.election.mesa_index(acta.mesa)
+            assert mesa is not None  # the known-mesa rule passed
+            record = (
+                leaf,
+                mesa,
+                self._contests[acta.contest],
+                acta.device,
+                acta.options,
+                acta.null,
+                acta.blank,
+                acta.registered,
+                merkle.leaf_hash(data)[:8],
+            )
+            result.actas.append(record)
+
+
+@dataclass
+class Report:
+    """The outcome of a verification: every step's verdict, failures, conflicts and counts."""
+
+    origin: str = ""
+    size: int = 0
+    root_hash: bytes = b""
+    failures: list[Failure] = field(default_factory=list)
+    failure_counts: dict[int, int] = field(default_factory=dict)
+    conflicts: list[ConflictRecord] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    reached: int = 0  # the last step that was run
+    national: dict[str, list[int]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every step ran and held."""
+        return self.reached == len(STEPS) and not self.failure_counts
+
+    def fail(self, failure: Failure) -> None:
+        """Record a failure (listing at most MAX_LISTED per step)."""
+        count = self.failure_counts.get(failure.step, 0)
+        if count < MAX_LISTED:
+            self.failures.append(failure)
+        self.failure_counts[failure.step] = count + 1
+
+    def step_ok(self, step: int) -> bool | None:
+        """True or False for a step that ran, None for one that did not."""
+        if step > self.reached:
+            return None
+        return step not in self.failure_counts
+
+    def to_value(self) -> dict[str, object]:
+        """A JSON-ready summary."""
+        return {
+            "ok": self.ok,
+            "origin": self.origin,
+            "checkpoint": {"size": self.size, "root": self.root_hash.hex()},
+            "steps": [
+                {
+                    "number": number,
+                    "name": name,
+                    "description": text,
+                    "ok": self.step_ok(number),
+                    "failures": self.failure_counts.get(number, 0),
+                }
+                for number, name, text in STEPS
+            ],
+            "failures": [{"step": f.step, "where": f.where, "message": f.message} for f in self.failures],
+            "conflicts": [{"mesa": c.mesa, "contest": c.contest, "leaves": list(c.leaves)} for c in self.conflicts],
+            "counts": dict(self.counts),
+            "national": self.national,
+        }
+
+
+ParallelMap = Callable[[Callable[[tuple[int, int]], BundleResult], Iterable[tuple[int, int]]], Iterator[BundleResult]]
+
+
+class Verification:
+    """The sequential part of verification, fed bundle results in log order."""
+
+    def __init__(self, reader: BundleReader, election: Election, checkpoint: Checkpoint, report: Report) -> None:
+        self.reader = reader
+        self.election = election
+        self.checkpoint = checkpoint
+        self.report = report
+        self._wanted = {c for c in tiles_for_size(checkpoint.size) if c.level >= 1}
+        self._builder = TileBuilder(0, self._no_tile)
+        self._enrolled: dict[str, set[int]] = {}
+        n = election.mesa_count
+        self._first = [array("q", [-1]) * n for _ in election.contests]
+        self._first_hash = [bytearray(8 * n) for _ in election.contests]
+        self._tallies = [Tally(election, contest) for contest in election.contests]
+        self._conflicts: dict[tuple[int, int], list[int]] = {}
+        self._election_digest: bytes | None = None
+
+    @staticmethod
+    def _no_tile(coord: TileCoord) -> bytes:
+        raise AssertionError("a builder started at size 0 reads no tiles")
+
+    def consume(self, result: BundleResult) -> None:
+        """Fold one bundle's result into the running checks."""
+        report = self.report
+        for failure in result.failures:
+            report.fail(failure)
+        for kind, count in result.counts.items():
+            report.counts[kind] = report.counts.get(kind, 0) + count
+        if result.index == 0:
+            if result.first_type != "ElectionEntry":
+                report.fail(Failure(S_ELECTION_ENTRY, "entry 0", "entry 0 is not an election entry"))
+            self._election_digest = result.election_digest
+        hashes = [result.leaf_hashes[i : i + 32] for i in range(0, len(result.leaf_hashes), 32)]
+        if len(hashes) != result.width:  # the bundle was unreadable: keep positions with a placeholder
+            hashes = [bytes(32)] * result.width
+        for coord, data in self._builder.append(hashes):
+            if coord in self._wanted:
+                self._compare_tile(coord, data)
+        for device, mesas in result.enrollments:
+            self._enrolled.setdefault(device, set()).update(mesas)
+        for leaf, mesa, contest, device, options, null, blank, registered, prefix in result.actas:
+            if mesa not in self._enrolled.get(device, ()):
+                report.fail(
+                    Failure(S_ACTAS, f"entry {leaf}", f"acta for mesa {self.election.mesa_id(mesa)!r}: "
+                            "signed by a key not enrolled for that mesa")
+                )
+                continue
+            first = self._first[contest]
+            if first[mesa] < 0:
+                first[mesa] = leaf
+                self._first_hash[contest][8 * mesa : 8 * mesa + 8] = prefix
+                self._tallies[contest].add(mesa, options, null, blank, registered)
+            elif bytes(self._first_hash[contest][8 * mesa : 8 * mesa + 8]) == prefix:
+                report.fail(Failure(S_ENTRIES, f"entry {leaf}", f"duplicate of entry {first[mesa]}"))
+            else:
+                self._conflicts.setdefault((mesa, contest), [first[mesa]]).append(leaf)
+
+    def _compare_tile(self, coord: TileCoord, data: bytes) -> None:
+        path = LOG + tile_path(coord)
+        try:
+            published = self.reader.read(path)
+        except ActasError as exc:
+            self.report.fail(Failure(S_TILES, path, str(exc)))
+            return
+        if published != data:
+            self.report.fail(Failure(S_TILES, path, "differs from the tile recomputed from the entries"))
+
+    def finish(self) -> None:
+        """Check the root, the election entry, and the published results files."""
+        report = self.report
+        if self._builder.size != self.checkpoint.size or self._builder.root() != self.checkpoint.root_hash:
+            report.fail(Failure(S_TILES, "log/checkpoint", "root recomputed from the entries differs"))
+        if self._election_digest is not None and self._election_digest != self.election.digest:
+            report.fail(Failure(S_ELECTION_ENTRY, "election.json", "digest differs from the one logged in entry 0"))
+        report.reached = S_CONFLICTS
+        contests = self.election.contests
+        report.conflicts = [
+            ConflictRecord(self.election.mesa_id(mesa), contests[contest].id, tuple(leaves))
+            for (mesa, contest), leaves in sorted(self._conflicts.items(), key=lambda kv: kv[1][0])
+        ]
+        binding = Binding(self.checkpoint.origin, self.checkpoint.size, self.checkpoint.root_hash)
+        expected = results_files(self._tallies, binding, report.conflicts)
+        for path, data in expected.items():
+            try:
+                published = self.reader.read(path)
+            except ActasError as exc:
+                report.fail(Failure(S_RESULTS, path, str(exc)))
+                continue
+            if published != data:
+                report.fail(Failure(S_RESULTS, path, _first_difference(published, data)))
+        for tally in self._tallies:
+            report.national[tally.contest.id] = tally.national()
+        report.reached = S_RESULTS
+
+
+def _first_difference(published: bytes, expected: bytes) -> str:
+    for i, (a, b) in enumerate(zip(published, expected, strict=False)):
+        if a != b:
+            return f"differs from the totals recomputed from the log at byte {i}"
+    return f"differs from the recomputed totals in length ({len(published)} vs {len(expected)} bytes)"
+
+
+def verify_bundle(
+    reader: BundleReader,
+    authority: Verifier,
+    parallel_map: ParallelMap | None = None,
+    check_bundle: Callable[[tuple[int, int]], BundleResult] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Report:
+    """Run every step over a bundle; ``parallel_map`` and ``check_bundle`` let a caller spread step 3–7 work."""
+    report = Report()
+    try:
+        checkpoint = open_checkpoint(reader.read("log/checkpoint"), authority)
+    except ActasError as exc:
+        report.fail(Failure(S_CHECKPOINT, "log/checkpoint", str(exc)))
+        report.reached = S_CHECKPOINT
+        return report
+    report.origin, report.size, report.root_hash = checkpoint.origin, checkpoint.size, checkpoint.root_hash
+    try:
+        election = Election.from_json(reader.read("election.json"))
+    except ActasError as exc:
+        report.fail(Failure(S_ELECTION, "election.json", str(exc)))
+        report.reached = S_ELECTION
+        return report
+    if election.origin != checkpoint.origin:
+        report.fail(Failure(S_ELECTION, "election.json", "origin differs from the checkpoint's"))
+    verification = Verification(reader, election, checkpoint, report)
+    bundles = [(c.index, c.width) for c in tiles_for_size(checkpoint.size) if c.level == -1]
+    if check_bundle is None:
+        checker = BundleChecker(reader, election, authority)
+
+        def check_bundle(job: tuple[int, int]) -> BundleResult:
+            return checker.check(*job)
+
+    mapper: ParallelMap = parallel_map if parallel_map is not None else map
+    done = 0
+    for result in mapper(check_bundle, bundles):
+        verification.consume(result)
+        done += result.width
+        if progress is not None:
+            progress(done, checkpoint.size)
+    report.reached = S_ACTAS
+    verification.finish()
+    return report

@@ -1,0 +1,55 @@
+"""Inclusion proofs of logged actas, as C2SP tlog-proof@v1."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from actas.core import merkle
+from actas.core.election import Election
+from actas.core.keys import Verifier
+from actas.core.note import open_checkpoint
+from actas.core.proof import TlogProof
+from actas.core.tiles import TileCoord, perfect_hash_from_tiles, tile_path
+from actas.errors import FetchError, MalformedError
+from actas.storage.layout import DataDir
+from actas.storage.sqlite import SqliteLogStore
+
+
+@dataclass(frozen=True)
+class MesaProof:
+    """An acta entry and its tlog-proof."""
+
+    index: int
+    entry: bytes
+    proof: bytes
+
+
+def mesa_proof(data: DataDir, mesa: str, contest: str | None = None) -> MesaProof:
+    """The proof of the first acta logged for a mesa, against the latest checkpoint."""
+    election = Election.from_json(data.election.read_bytes())
+    if contest is None:
+        contest = election.contests[0].id
+    if election.contest(contest) is None:
+        raise MalformedError(f"--contest: {contest!r} is not a contest of {election.origin}")
+    checkpoint_bytes = data.checkpoint.read_bytes()
+    authority = Verifier.parse(data.authority_vkey.read_text(encoding="utf-8").strip())
+    checkpoint = open_checkpoint(checkpoint_bytes, authority)
+    store = SqliteLogStore(data.database)
+    try:
+        indexes = [i for i in store.mesa_indexes(mesa, contest) if i < checkpoint.size]
+        if not indexes:
+            raise MalformedError(f"--mesa: no acta logged for mesa {mesa!r} in contest {contest!r}")
+        index = indexes[0]
+        entry = store.read(index, index + 1)[0]
+    finally:
+        store.close()
+
+    def read_tile(coord: TileCoord) -> bytes:
+        try:
+            return (data.log / tile_path(coord)).read_bytes()
+        except FileNotFoundError:
+            raise FetchError(f"{tile_path(coord)}: missing") from None
+
+    hashes = merkle.inclusion_proof(index, checkpoint.size, perfect_hash_from_tiles(read_tile, checkpoint.size))
+    proof = TlogProof(index=index, proof_hashes=tuple(hashes), checkpoint_note=checkpoint_bytes, extra=None)
+    return MesaProof(index, entry, proof.encode())

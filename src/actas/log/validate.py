@@ -1,0 +1,80 @@
+"""Stateless validation of submitted entries: parse, signature, rules. Runs in worker processes.
+
+What needs the log's state (deduplication, enrollment, conflicts) is checked by the sequencer afterwards.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from actas.core.acta import check_rules, errors_of
+from actas.core.election import Election
+from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entry, signature_valid
+from actas.core.keys import Verifier
+from actas.errors import ActasError, DefinitionError, MalformedError, RuleError, SignatureError
+from actas.storage.base import NewEntry
+
+
+@dataclass(frozen=True, slots=True)
+class Checked:
+    """One submission after stateless checks: a storable entry, or the error that rejects it."""
+
+    entry: NewEntry | None
+    error: ActasError | None
+    warnings: tuple[str, ...] = ()
+    signer: str | None = None  # acta: the device key that signed it, for the enrollment check
+
+
+def check_one(data: bytes, election: Election, authority: Verifier) -> Checked:
+    """Parse and check one submitted entry without reference to the log's state."""
+    try:
+        parsed = parse_entry(data)
+        entry = parsed.entry
+        entry_hash = hashlib.sha256(data).digest()
+        if not signature_valid(parsed, authority):
+            who = "device" if isinstance(entry, ActaEntry) else "authority"
+            raise SignatureError(f"{type(entry).__name__}: the {who} signature does not verify")
+        if isinstance(entry, ActaEntry):
+            findings = check_rules(entry.acta, election)
+            broken = errors_of(findings)
+            if broken:
+                raise RuleError(
+                    "; ".join(f"{f.rule}: {f.message}" for f in broken), tuple(f.rule for f in broken)
+                )
+            warnings = tuple(f"{f.rule}: {f.message}" for f in findings if f.severity == "warning")
+            acta = entry.acta
+            new = NewEntry(data, entry_hash, "acta", mesa=acta.mesa, contest=acta.contest)
+            return Checked(new, None, warnings, signer=acta.device)
+        if isinstance(entry, EnrollEntry):
+            if entry.election != election.origin:
+                raise MalformedError(f"enroll.election: {entry.election!r} is not {election.origin!r}")
+            unknown = [m for m in entry.mesas if election.mesa_index(m) is None]
+            if unknown:
+                raise DefinitionError(f"enroll.mesas: unknown mesa {unknown[0]!r}")
+            return Checked(NewEntry(data, entry_hash, "enroll", device=entry.device, mesas=entry.mesas), None)
+        assert isinstance(entry, ElectionEntry)
+        if entry.origin != election.origin or entry.digest != election.digest:
+            raise MalformedError("election entry: origin or digest differs from this log's election definition")
+        return Checked(NewEntry(data, entry_hash, "election"), None)
+    except ActasError as exc:
+        return Checked(None, exc)
+
+
+# Worker-process state, set once by init_worker so each task ships only entry bytes.
+_ELECTION: Election | None = None
+_AUTHORITY: Verifier | None = None
+
+
+def init_worker(election_json: bytes, authority: str) -> None:
+    """Load the election definition and authority key into a worker process."""
+    global _ELECTION, _AUTHORITY
+    _ELECTION = Election.from_json(election_json)
+    _AUTHORITY = Verifier.parse(authority)
+
+
+def check_chunk(chunk: Sequence[bytes]) -> list[Checked]:
+    """Check a chunk of submissions in a worker initialised by init_worker."""
+    assert _ELECTION is not None and _AUTHORITY is not None
+    return [check_one(data, _ELECTION, _AUTHORITY) for data in chunk]

@@ -1,0 +1,62 @@
+"""Write the published bundle: a directory of plain files that anyone can serve, mirror and verify.
+
+Layout (docs/formats.md §6)::
+
+    election.json                  the canonical election definition
+    keys/authority.vkey            the authority's verifier key (C2SP key string + newline)
+    log/checkpoint                 the signed checkpoint the bundle is bound to
+    log/tile/…                     every hash tile and entry bundle of that checkpoint's tree
+    results/<contest>/national.json, results/<contest>/<level>.json   totals bound to that checkpoint
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from actas.core.tiles import tile_path, tiles_for_size
+from actas.errors import StorageError
+from actas.storage.files import write_durable
+from actas.storage.layout import DataDir
+from actas.publish.results import Results, compute_results
+
+
+@dataclass(frozen=True)
+class PublishSummary:
+    """What a publication wrote."""
+
+    out: Path
+    size: int
+    files: int
+    total_bytes: int
+    results: Results
+
+
+def publish_bundle(data: DataDir, out: Path) -> PublishSummary:
+    """Write the bundle of a data directory's latest checkpoint into ``out``."""
+    results = compute_results(data)
+    checkpoint = results.checkpoint
+    out.mkdir(parents=True, exist_ok=True)
+    written: list[Path] = []
+
+    def put(relative: str, content: bytes) -> None:
+        write_durable(out / relative, content)
+        written.append(out / relative)
+
+    put("election.json", results.election.to_canonical())
+    put("keys/authority.vkey", (str(results.authority) + "\n").encode())
+    for coord in tiles_for_size(checkpoint.size):
+        source = data.log / tile_path(coord)
+        if not source.exists():
+            raise StorageError(f"{source}: missing; run `actas log rebuild` first")
+        target = out / "log" / tile_path(coord)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target)
+        written.append(target)
+    for relative, content in results.files.items():
+        put(relative, content)
+    # The checkpoint goes last: a reader that sees it finds every file it commits to.
+    put("log/checkpoint", results.checkpoint_bytes)
+    total = sum(p.stat().st_size for p in written)
+    return PublishSummary(out, checkpoint.size, len(written), total, results)

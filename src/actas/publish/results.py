@@ -1,0 +1,47 @@
+"""Totals of a data directory's log at its latest checkpoint, as published results files."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from actas.core.election import Election
+from actas.core.keys import Verifier
+from actas.core.note import Checkpoint, open_checkpoint
+from actas.core.tally import Binding, ConflictRecord, Tally, results_files, tally_entries
+from actas.storage.layout import DataDir
+from actas.storage.sqlite import SqliteLogStore
+
+
+@dataclass(frozen=True)
+class Results:
+    """Totals bound to a checkpoint, and the files that publish them."""
+
+    election: Election
+    checkpoint: Checkpoint
+    checkpoint_bytes: bytes
+    authority: Verifier
+    tallies: list[Tally]
+    conflicts: list[ConflictRecord]
+    files: dict[str, bytes]
+
+
+def _entries(store: SqliteLogStore, size: int, step: int = 8192) -> Iterator[bytes]:
+    for start in range(0, size, step):
+        yield from store.read(start, min(size, start + step))
+
+
+def compute_results(data: DataDir) -> Results:
+    """Tally every acta up to the latest checkpoint of a data directory."""
+    election = Election.from_json(data.election.read_bytes())
+    authority = Verifier.parse(data.authority_vkey.read_text(encoding="utf-8").strip())
+    checkpoint_bytes = data.checkpoint.read_bytes()
+    checkpoint = open_checkpoint(checkpoint_bytes, authority)
+    store = SqliteLogStore(data.database)
+    try:
+        tallies, conflicts = tally_entries(election, _entries(store, checkpoint.size))
+    finally:
+        store.close()
+    binding = Binding(checkpoint.origin, checkpoint.size, checkpoint.root_hash)
+    files = results_files(tallies, binding, conflicts)
+    return Results(election, checkpoint, checkpoint_bytes, authority, tallies, conflicts, files)
