@@ -53,8 +53,11 @@ def election_value(mesas_per_centre: int = 2) -> dict[str, Any]:
             {
                 "id": "presidente",
                 "name": "Presidency",
-                "options": [{"id": "a", "name": "Option A"}, {"id": "b", "name": "Option B"},
-                            {"id": "c", "name": "Option C"}],
+                "options": [
+                    {"id": "a", "name": "Option A"},
+                    {"id": "b", "name": "Option B"},
+                    {"id": "c", "name": "Option C"},
+                ],
                 "tickets": [
                     {"id": "t1", "name": "Party 1", "option": "a"},
                     {"id": "t2", "name": "Party 2", "option": "a"},
@@ -76,8 +79,14 @@ def small_election() -> Election:
 
 
 def make_acta(
-    election: Election, mesa: int, tickets: tuple[int, ...] = (100, 20, 90, 30), null: int = 5, blank: int = 3,
-    signer: Signer | None = None, registered: int | None = None, options: tuple[int, ...] | None = None,
+    election: Election,
+    mesa: int,
+    tickets: tuple[int, ...] = (100, 20, 90, 30),
+    null: int = 5,
+    blank: int = 3,
+    signer: Signer | None = None,
+    registered: int | None = None,
+    options: tuple[int, ...] | None = None,
 ) -> Acta:
     """An acta for mesa index ``mesa`` signed (by default) by device ``mesa``."""
     contest = election.contests[0]

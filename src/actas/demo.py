@@ -11,9 +11,9 @@ from pathlib import Path
 from actas.core.election import Election
 from actas.core.keys import Verifier
 from actas.core.verify import Report
-from actas.storage.layout import DataDir
 from actas.publish.bundle import publish_bundle
 from actas.simulate.run import simulate
+from actas.storage.layout import DataDir
 from actas.verifier.readers import DirectoryReader
 from actas.verifier.runner import default_workers, verify
 

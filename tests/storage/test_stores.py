@@ -54,10 +54,12 @@ def test_mesa_index_and_conflicts(store: LogStore) -> None:
 
 def test_enrollments_in_log_order(store: LogStore) -> None:
     """Enrollment pairs come back in log order."""
-    store.append([
-        NewEntry(b"e1", hashlib.sha256(b"e1").digest(), "enroll", device="k1", mesas=("m1", "m2")),
-        NewEntry(b"e2", hashlib.sha256(b"e2").digest(), "enroll", device="k2", mesas=("m3",)),
-    ])
+    store.append(
+        [
+            NewEntry(b"e1", hashlib.sha256(b"e1").digest(), "enroll", device="k1", mesas=("m1", "m2")),
+            NewEntry(b"e2", hashlib.sha256(b"e2").digest(), "enroll", device="k2", mesas=("m3",)),
+        ]
+    )
     assert list(store.enrollments()) == [("k1", "m1"), ("k1", "m2"), ("k2", "m3")]
 
 

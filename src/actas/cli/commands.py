@@ -34,16 +34,33 @@ def load_verifier(value: str) -> Verifier:
 
 def _workers_option(fn: click.decorators.FC) -> click.decorators.FC:
     return click.option(
-        "-j", "--workers", type=click.IntRange(min=0), default=None, help="Worker processes (default: every core)."
+        "-j",
+        "--workers",
+        type=click.IntRange(min=0),
+        default=None,
+        help="Worker processes (default: every core).",
     )(fn)
 
 
 @click.command()
-@click.option("--mesas", type=click.IntRange(1, 2_000_000), default=30_026, show_default=True,
-              help="Number of mesas (polling stations); 30,026 is Venezuela 2024's.")
-@click.option("--seed", type=int, default=2024, show_default=True, help="Seed: the same seed gives the same bundle.")
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("demo-out"), show_default=True,
-              help="Directory for the data directory (data/) and the published bundle (bundle/).")
+@click.option(
+    "--mesas",
+    type=click.IntRange(1, 2_000_000),
+    default=30_026,
+    show_default=True,
+    help="Number of mesas (polling stations); 30,026 is Venezuela 2024's.",
+)
+@click.option(
+    "--seed", type=int, default=2024, show_default=True, help="Seed: the same seed gives the same bundle."
+)
+@click.option(
+    "--out",
+    "out_dir",
+    type=click.Path(path_type=Path),
+    default=Path("demo-out"),
+    show_default=True,
+    help="Directory for the data directory (data/) and the published bundle (bundle/).",
+)
 @_workers_option
 def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
     """Simulate a national election, log it, publish the bundle and verify it."""
@@ -64,27 +81,43 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
 
 @click.command()
 @click.argument("bundle")
-@click.option("--key", "key", help="Authority verifier key (key string or file). Default: the bundle's own "
-              "keys/authority.vkey, which only proves self-consistency; pin the key you trust.")
-@click.option("--json", "json_out", type=click.Path(allow_dash=True), help="Write a JSON report here ('-' = stdout).")
-@click.option("--since", "since", type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="An earlier signed checkpoint: also prove the log grew from it append-only.")
+@click.option(
+    "--key",
+    "key",
+    help="Authority verifier key (key string or file). Default: the bundle's own "
+    "keys/authority.vkey, which only proves self-consistency; pin the key you trust.",
+)
+@click.option(
+    "--json", "json_out", type=click.Path(allow_dash=True), help="Write a JSON report here ('-' = stdout)."
+)
+@click.option(
+    "--since",
+    "since",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="An earlier signed checkpoint: also prove the log grew from it append-only.",
+)
 @_workers_option
-def verify(bundle: str, key: str | None, json_out: str | None, since: Path | None, workers: int | None) -> None:
+def verify(
+    bundle: str, key: str | None, json_out: str | None, since: Path | None, workers: int | None
+) -> None:
     """Verify a published bundle (directory or http(s) URL) from its bytes alone."""
     from actas.verifier.since import verify_since
 
     reader = open_reader(bundle)
     if key is None:
         authority = Verifier.parse(reader.read("keys/authority.vkey").decode("utf-8", "replace").strip())
-        console.print(f"[yellow]note[/yellow]: using the bundle's own key {authority.name}+{authority.key_id_hex}; "
-                      "pass --key to pin the key you trust")
+        console.print(
+            f"[yellow]note[/yellow]: using the bundle's own key {authority.name}+{authority.key_id_hex}; "
+            "pass --key to pin the key you trust"
+        )
     else:
         authority = load_verifier(key)
     started = time.perf_counter()
     with progress_bar() as update:
         if since is not None:
-            report = verify_since(reader, authority, since.read_bytes(), workers, lambda d, t: update("verify", d, t))
+            report = verify_since(
+                reader, authority, since.read_bytes(), workers, lambda d, t: update("verify", d, t)
+            )
         else:
             report = run_verify(reader, authority, workers, lambda d, t: update("verify", d, t))
     elapsed = time.perf_counter() - started
@@ -111,7 +144,9 @@ def tally(data_dir: Path, level: str | None, as_json: bool) -> None:
 
     results = compute_results(DataDir(data_dir))
     if as_json:
-        click.echo(json.dumps({p: json.loads(b) for p, b in results.files.items()}, indent=2, ensure_ascii=False))
+        click.echo(
+            json.dumps({p: json.loads(b) for p, b in results.files.items()}, indent=2, ensure_ascii=False)
+        )
         return
     from actas.cli.render import print_results
 
@@ -135,8 +170,13 @@ def proof(data_dir: Path, mesa: str, contest: str | None, entry_out: Path | None
 
 @click.command(name="verify-proof")
 @click.argument("proof_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option("--entry", "entry_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True,
-              help="The entry bytes the proof is for.")
+@click.option(
+    "--entry",
+    "entry_file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The entry bytes the proof is for.",
+)
 @click.option("--key", required=True, help="Authority verifier key (key string or file).")
 def verify_proof(proof_file: Path, entry_file: Path, key: str) -> None:
     """Check that an entry is in the log committed to by a signed checkpoint."""
@@ -150,18 +190,24 @@ def verify_proof(proof_file: Path, entry_file: Path, key: str) -> None:
 
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
+@click.option(
+    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Bundle directory to write."
+)
 def publish(data_dir: Path, out_dir: Path) -> None:
     """Write the bundle of plain files for a log's latest checkpoint."""
     from actas.publish.bundle import publish_bundle
 
     summary = publish_bundle(DataDir(data_dir), out_dir)
-    out.print(f"published {summary.size:,} entries: {summary.files:,} files, {summary.total_bytes:,} bytes in {out_dir}")
+    out.print(
+        f"published {summary.size:,} entries: {summary.files:,} files, {summary.total_bytes:,} bytes in {out_dir}"
+    )
 
 
 @click.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option("--mesas", type=click.IntRange(1, 2_000_000), default=30_026, show_default=True, help="Number of mesas.")
+@click.option(
+    "--mesas", type=click.IntRange(1, 2_000_000), default=30_026, show_default=True, help="Number of mesas."
+)
 @click.option("--seed", type=int, default=2024, show_default=True, help="Seed for a reproducible election.")
 @_workers_option
 def simulate(data_dir: Path, mesas: int, seed: int, workers: int | None) -> None:
@@ -170,7 +216,9 @@ def simulate(data_dir: Path, mesas: int, seed: int, workers: int | None) -> None
     from actas.verifier.runner import default_workers
 
     with progress_bar() as update:
-        summary = run_simulation(data_dir, mesas, seed, default_workers() if workers is None else workers, update)
+        summary = run_simulation(
+            data_dir, mesas, seed, default_workers() if workers is None else workers, update
+        )
     out.print(f"logged {summary.entries:,} entries into {data_dir}")
 
 

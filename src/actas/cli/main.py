@@ -7,6 +7,7 @@ problem reading or writing data (an ActasError, printed with its code).
 from __future__ import annotations
 
 import sys
+
 import click
 
 from actas.cli import commands
@@ -44,4 +45,3 @@ def cli() -> None:
 
 for command in commands.ALL:
     cli.add_command(command)
-

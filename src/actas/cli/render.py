@@ -16,7 +16,9 @@ _MARK = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[dim]·[/di
 
 def print_report(report: Report, brief: bool = False) -> None:
     """Print each numbered step with its verdict, then the failures and conflicts."""
-    out.print(f"\n[bold]{report.origin or '?'}[/bold]  tree size {report.size:,}  root {report.root_hash.hex()[:16]}…")
+    out.print(
+        f"\n[bold]{report.origin or '?'}[/bold]  tree size {report.size:,}  root {report.root_hash.hex()[:16]}…"
+    )
     for number, _name, text in STEPS:
         verdict = report.step_ok(number)
         count = report.failure_counts.get(number, 0)
@@ -57,8 +59,10 @@ def print_national(election: Election, report: Report) -> None:
         table.add_row("blank", f"{blank:,}", "")
         out.print(table)
         cast = valid + null + blank
-        out.print(f"turnout {_pct(cast, registered)} of {registered:,} registered in counted mesas; "
-                  f"coverage {actas:,} of {mesas:,} actas ({_pct(actas, mesas)})")
+        out.print(
+            f"turnout {_pct(cast, registered)} of {registered:,} registered in counted mesas; "
+            f"coverage {actas:,} of {mesas:,} actas ({_pct(actas, mesas)})"
+        )
 
 
 def print_results(results: Results, level: str | None) -> None:

@@ -68,7 +68,11 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _parse_int(text: str) -> int:
-    value = int(text)  # the JSON grammar already guarantees ASCII digits with an optional '-'
+    # The JSON grammar already guarantees ASCII digits with an optional '-' and no leading zeros, so more
+    # than 17 characters is out of range; checking first keeps int() off its 4300-digit ValueError.
+    if len(text) > 17:
+        raise NonCanonicalError(f"integer {text[:20]}… ({len(text)} characters) is outside ±(2**53-1)")
+    value = int(text)
     if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
         raise NonCanonicalError(f"integer {text} is outside ±(2**53-1)")
     return value

@@ -52,11 +52,13 @@ class EnrollEntry:
     def __post_init__(self) -> None:
         if not self.mesas:
             raise MalformedError("enroll.mesas: must list at least one mesa")
-        if list(self.mesas) != sorted(set(self.mesas)):
-            raise MalformedError("enroll.mesas: must be sorted and unique")
-        for i, mesa in enumerate(self.mesas):
+        for i, mesa in enumerate(
+            self.mesas
+        ):  # types first: sorting mixed or unhashable items raises TypeError
             if not isinstance(mesa, str) or not _ID.match(mesa):
                 raise MalformedError(f"enroll.mesas[{i}]: must match [0-9A-Za-z._-]{{1,64}}")
+        if list(self.mesas) != sorted(set(self.mesas)):
+            raise MalformedError("enroll.mesas: must be sorted and unique")
 
     def body(self) -> dict[str, Any]:
         """The signed fields."""

@@ -21,7 +21,15 @@ from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entr
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
 from actas.core.tally import Binding, ConflictRecord, Tally, results_files
-from actas.core.tiles import TILE_WIDTH, TileBuilder, TileCoord, decode_bundle, decode_tile, tile_path, tiles_for_size
+from actas.core.tiles import (
+    TILE_WIDTH,
+    TileBuilder,
+    TileCoord,
+    decode_bundle,
+    decode_tile,
+    tile_path,
+    tiles_for_size,
+)
 from actas.errors import ActasError
 
 STEPS: tuple[tuple[int, str, str], ...] = (
@@ -35,8 +43,8 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (8, "conflicts", "mesas with more than one different acta listed"),
     (9, "results", "totals recomputed from the log equal the published results files"),
 )
-S_CHECKPOINT, S_ELECTION, S_TILES, S_ENTRIES, S_ELECTION_ENTRY, S_ENROLL, S_ACTAS, S_CONFLICTS, S_RESULTS = range(
-    1, 10
+S_CHECKPOINT, S_ELECTION, S_TILES, S_ENTRIES, S_ELECTION_ENTRY, S_ENROLL, S_ACTAS, S_CONFLICTS, S_RESULTS = (
+    range(1, 10)
 )
 LOG = "log/"  # the tiled log's place inside a bundle
 MAX_LISTED = 50  # failures kept per step; all are counted
@@ -71,7 +79,9 @@ class BundleResult:
     first_type: str | None = None
     enrollments: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     # (leaf, mesa index, contest index, device key, options, null, blank, registered, entry hash prefix)
-    actas: list[tuple[int, int, int, str, tuple[int, ...], int, int, int, bytes]] = field(default_factory=list)
+    actas: list[tuple[int, int, int, str, tuple[int, ...], int, int, int, bytes]] = field(
+        default_factory=list
+    )
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -125,7 +135,9 @@ class BundleChecker:
         signed = signature_valid(parsed, self.authority)
         if isinstance(entry, ElectionEntry):
             if not signed:
-                result.failures.append(Failure(S_ELECTION_ENTRY, where, "authority signature does not verify"))
+                result.failures.append(
+                    Failure(S_ELECTION_ENTRY, where, "authority signature does not verify")
+                )
             elif leaf == 0:
                 result.election_digest = entry.digest
             else:
@@ -217,19 +229,25 @@ class Report:
                 for number, name, text in STEPS
             ],
             "failures": [{"step": f.step, "where": f.where, "message": f.message} for f in self.failures],
-            "conflicts": [{"mesa": c.mesa, "contest": c.contest, "leaves": list(c.leaves)} for c in self.conflicts],
+            "conflicts": [
+                {"mesa": c.mesa, "contest": c.contest, "leaves": list(c.leaves)} for c in self.conflicts
+            ],
             "counts": dict(self.counts),
             "national": self.national,
         }
 
 
-ParallelMap = Callable[[Callable[[tuple[int, int]], BundleResult], Iterable[tuple[int, int]]], Iterator[BundleResult]]
+ParallelMap = Callable[
+    [Callable[[tuple[int, int]], BundleResult], Iterable[tuple[int, int]]], Iterator[BundleResult]
+]
 
 
 class Verification:
     """The sequential part of verification, fed bundle results in log order."""
 
-    def __init__(self, reader: BundleReader, election: Election, checkpoint: Checkpoint, report: Report) -> None:
+    def __init__(
+        self, reader: BundleReader, election: Election, checkpoint: Checkpoint, report: Report
+    ) -> None:
         self.reader = reader
         self.election = election
         self.checkpoint = checkpoint
@@ -270,8 +288,12 @@ class Verification:
         for leaf, mesa, contest, device, options, null, blank, registered, prefix in result.actas:
             if mesa not in self._enrolled.get(device, ()):
                 report.fail(
-                    Failure(S_ACTAS, f"entry {leaf}", f"acta for mesa {self.election.mesa_id(mesa)!r}: "
-                            "signed by a key not enrolled for that mesa")
+                    Failure(
+                        S_ACTAS,
+                        f"entry {leaf}",
+                        f"acta for mesa {self.election.mesa_id(mesa)!r}: "
+                        "signed by a key not enrolled for that mesa",
+                    )
                 )
                 continue
             first = self._first[contest]
@@ -300,7 +322,9 @@ class Verification:
         if self._builder.size != self.checkpoint.size or self._builder.root() != self.checkpoint.root_hash:
             report.fail(Failure(S_TILES, "log/checkpoint", "root recomputed from the entries differs"))
         if self._election_digest is not None and self._election_digest != self.election.digest:
-            report.fail(Failure(S_ELECTION_ENTRY, "election.json", "digest differs from the one logged in entry 0"))
+            report.fail(
+                Failure(S_ELECTION_ENTRY, "election.json", "digest differs from the one logged in entry 0")
+            )
         report.reached = S_CONFLICTS
         contests = self.election.contests
         report.conflicts = [

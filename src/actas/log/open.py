@@ -5,8 +5,8 @@ from __future__ import annotations
 from actas.core.election import Election
 from actas.core.keys import Signer
 from actas.errors import StorageError
-from actas.storage.layout import DataDir
 from actas.log.writer import LogWriter
+from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
 
 

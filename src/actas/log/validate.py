@@ -56,7 +56,9 @@ def check_one(data: bytes, election: Election, authority: Verifier) -> Checked:
             return Checked(NewEntry(data, entry_hash, "enroll", device=entry.device, mesas=entry.mesas), None)
         assert isinstance(entry, ElectionEntry)
         if entry.origin != election.origin or entry.digest != election.digest:
-            raise MalformedError("election entry: origin or digest differs from this log's election definition")
+            raise MalformedError(
+                "election entry: origin or digest differs from this log's election definition"
+            )
         return Checked(NewEntry(data, entry_hash, "election"), None)
     except ActasError as exc:
         return Checked(None, exc)

@@ -17,9 +17,9 @@ from pathlib import Path
 
 from actas.core.tiles import tile_path, tiles_for_size
 from actas.errors import StorageError
+from actas.publish.results import Results, compute_results
 from actas.storage.files import write_durable
 from actas.storage.layout import DataDir
-from actas.publish.results import Results, compute_results
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from actas.core.acta import Acta, option_totals
 from actas.core.election import Election
 from actas.core.entries import acta_entry, enroll_entry
 from actas.core.keys import Signer
-from actas.storage.files import write_durable
-from actas.storage.layout import DataDir
 from actas.log.writer import LogWriter
 from actas.simulate.geography import generate_election
 from actas.simulate.votes import generate_counts
+from actas.storage.files import write_durable
+from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
 
 BATCH = 4096

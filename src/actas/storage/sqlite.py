@@ -46,7 +46,9 @@ class SqliteLogStore:
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open log database: {exc}") from None
         if row[0] != row[1]:
-            raise StorageError(f"{path}: entry indexes are not contiguous ({row[1]} entries, max {row[0] - 1})")
+            raise StorageError(
+                f"{path}: entry indexes are not contiguous ({row[1]} entries, max {row[0] - 1})"
+            )
         self._size = int(row[0])
 
     def size(self) -> int:
@@ -62,7 +64,9 @@ class SqliteLogStore:
             for i, e in enumerate(entries)
             if e.mesa is not None and e.contest is not None
         ]
-        enrollments = [(start + i, e.device, mesa) for i, e in enumerate(entries) if e.device for mesa in e.mesas]
+        enrollments = [
+            (start + i, e.device, mesa) for i, e in enumerate(entries) if e.device for mesa in e.mesas
+        ]
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
@@ -77,7 +81,9 @@ class SqliteLogStore:
 
     def read(self, start: int, stop: int) -> list[bytes]:
         """Entries with index in [start, stop)."""
-        cursor = self._db.execute("SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop))
+        cursor = self._db.execute(
+            "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
+        )
         return [bytes(row[0]) for row in cursor]
 
     def find_hashes(self, hashes: Sequence[bytes]) -> dict[bytes, int]:

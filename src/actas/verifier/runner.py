@@ -34,7 +34,9 @@ def _ordered(
 ) -> Callable[[Callable[[tuple[int, int]], BundleResult], Iterable[tuple[int, int]]], Iterator[BundleResult]]:
     """An ordered map that keeps at most ``window`` tasks in flight, so memory stays bounded."""
 
-    def run(fn: Callable[[tuple[int, int]], BundleResult], jobs: Iterable[tuple[int, int]]) -> Iterator[BundleResult]:
+    def run(
+        fn: Callable[[tuple[int, int]], BundleResult], jobs: Iterable[tuple[int, int]]
+    ) -> Iterator[BundleResult]:
         pending: deque[Future[BundleResult]] = deque()
         for job in jobs:
             pending.append(executor.submit(fn, job))
@@ -63,5 +65,9 @@ def verify(
         return verify_bundle(reader, authority, progress=progress)
     with ProcessPoolExecutor(count, initializer=_init, initargs=(reader, str(authority))) as executor:
         return verify_bundle(
-            reader, authority, parallel_map=_ordered(executor, 4 * count), check_bundle=_check, progress=progress
+            reader,
+            authority,
+            parallel_map=_ordered(executor, 4 * count),
+            check_bundle=_check,
+            progress=progress,
         )
