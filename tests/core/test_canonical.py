@@ -17,7 +17,7 @@ from actas.errors import MalformedError, NonCanonicalError
 _AWKWARD = st.sampled_from(
     [chr(c) for c in range(0x20)] + ["\x7f", "\u2028", "\u2029", '"', "\\", "/", "\ufeff", "\U0001f600"]
 )
-_CHARS = st.one_of(st.characters(blacklist_categories=("Cs",)), _AWKWARD)
+_CHARS = st.one_of(st.characters(exclude_categories=["Cs"]), _AWKWARD)
 _TEXT = st.text(_CHARS, max_size=12)
 _INTS = st.one_of(
     st.integers(-MAX_SAFE_INTEGER, MAX_SAFE_INTEGER),

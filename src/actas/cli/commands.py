@@ -94,14 +94,25 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
     "--since",
     "since",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="An earlier signed checkpoint: also prove the log grew from it append-only.",
+    help="An earlier signed checkpoint: prove the log grew from it append-only and, when that checkpoint "
+    "was verified here before, read only the entries after it.",
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where verified states are kept for --since (default: ~/.cache/actas/verified).",
 )
 @_workers_option
 def verify(
-    bundle: str, key: str | None, json_out: str | None, since: Path | None, workers: int | None
+    bundle: str,
+    key: str | None,
+    json_out: str | None,
+    since: Path | None,
+    state_dir: Path | None,
+    workers: int | None,
 ) -> None:
     """Verify a published bundle (directory or http(s) URL) from its bytes alone."""
-    from actas.verifier.since import verify_since
+    from actas.verifier.state import default_state_dir
 
     reader = open_reader(bundle)
     if key is None:
@@ -114,12 +125,14 @@ def verify(
         authority = load_verifier(key)
     started = time.perf_counter()
     with progress_bar() as update:
-        if since is not None:
-            report = verify_since(
-                reader, authority, since.read_bytes(), workers, lambda d, t: update("verify", d, t)
-            )
-        else:
-            report = run_verify(reader, authority, workers, lambda d, t: update("verify", d, t))
+        report = run_verify(
+            reader,
+            authority,
+            workers,
+            lambda done, total: update("verify", done, total),
+            since=since.read_bytes() if since is not None else None,
+            state_dir=state_dir or default_state_dir(),
+        )
     elapsed = time.perf_counter() - started
     if json_out:
         text = json.dumps({**report.to_value(), "seconds": round(elapsed, 3)}, indent=2, ensure_ascii=False)
@@ -129,7 +142,9 @@ def verify(
             Path(json_out).write_text(text + "\n", encoding="utf-8")
     if json_out != "-":
         print_report(report)
-        out.print(f"{report.size:,} entries in {elapsed:.1f} s")
+        read = report.size - (report.since or 0)
+        note = f" (incremental: entries from {report.since:,})" if report.since is not None else ""
+        out.print(f"{read:,} entries read in {elapsed:.1f} s{note}")
     if not report.ok:
         sys.exit(EXIT_FAILED)
 
@@ -198,9 +213,8 @@ def publish(data_dir: Path, out_dir: Path) -> None:
     from actas.publish.bundle import publish_bundle
 
     summary = publish_bundle(DataDir(data_dir), out_dir)
-    out.print(
-        f"published {summary.size:,} entries: {summary.files:,} files, {summary.total_bytes:,} bytes in {out_dir}"
-    )
+    size = f"{summary.files:,} files, {summary.total_bytes:,} bytes"
+    out.print(f"published {summary.size:,} entries: {size} in {out_dir}")
 
 
 @click.command()

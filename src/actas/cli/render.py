@@ -16,9 +16,8 @@ _MARK = {True: "[green]✓[/green]", False: "[red]✗[/red]", None: "[dim]·[/di
 
 def print_report(report: Report, brief: bool = False) -> None:
     """Print each numbered step with its verdict, then the failures and conflicts."""
-    out.print(
-        f"\n[bold]{report.origin or '?'}[/bold]  tree size {report.size:,}  root {report.root_hash.hex()[:16]}…"
-    )
+    root = report.root_hash.hex()[:16]
+    out.print(f"\n[bold]{report.origin or '?'}[/bold]  tree size {report.size:,}  root {root}…")
     for number, _name, text in STEPS:
         verdict = report.step_ok(number)
         count = report.failure_counts.get(number, 0)

@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from actas.core.canonical import MAX_SAFE_INTEGER
 from actas.core.election import Contest, Election
 from actas.core.keys import Verifier
 from actas.errors import MalformedError
@@ -52,23 +53,23 @@ class Acta:
     device: str
 
     def __post_init__(self) -> None:
-        for name in ("election", "mesa", "contest", "device"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+        for name, text in (("election", self.election), ("device", self.device)):
+            if not isinstance(text, str) or not text:
                 raise MalformedError(f"acta.{name}: must be a non-empty string")
-        for name in ("mesa", "contest"):
-            if not _ID.match(getattr(self, name)):
+        for name, text in (("mesa", self.mesa), ("contest", self.contest)):
+            if not isinstance(text, str) or not _ID.match(text):
                 raise MalformedError(f"acta.{name}: must match [0-9A-Za-z._-]{{1,64}}")
-        for name in ("registered", "null", "blank"):
-            value = getattr(self, name)
-            if type(value) is not int:
-                raise MalformedError(f"acta.{name}: must be an integer")
-        for name in ("tickets", "options"):
-            values = getattr(self, name)
+        for name, value in (("registered", self.registered), ("null", self.null), ("blank", self.blank)):
+            if type(value) is not int or not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                raise MalformedError(f"acta.{name}: must be an integer within ±(2**53-1)")
+        for name, values in (("tickets", self.tickets), ("options", self.options)):
             if not isinstance(values, tuple) or not values:
                 raise MalformedError(f"acta.{name}: must be a non-empty list of integers")
-            for i, value in enumerate(values):
-                if type(value) is not int:
-                    raise MalformedError(f"acta.{name}[{i}]: must be an integer")
+            # One pass in C for the common case; the slow loop only runs to name the bad position.
+            if not all(type(v) is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER for v in values):
+                for i, value in enumerate(values):
+                    if type(value) is not int or not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+                        raise MalformedError(f"acta.{name}[{i}]: must be an integer within ±(2**53-1)")
 
     @property
     def valid_votes(self) -> int:

@@ -9,6 +9,7 @@ keys, floats, ``NaN``, lone surrogates and a byte-order mark are all rejected.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any, NoReturn
 
 from actas.errors import MalformedError, NonCanonicalError
@@ -67,27 +68,37 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return result
 
 
-def _parse_int(text: str) -> int:
-    # The JSON grammar already guarantees ASCII digits with an optional '-' and no leading zeros, so more
-    # than 17 characters is out of range; checking first keeps int() off its 4300-digit ValueError.
-    if len(text) > 17:
-        raise NonCanonicalError(f"integer {text[:20]}… ({len(text)} characters) is outside ±(2**53-1)")
-    value = int(text)
-    if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
-        raise NonCanonicalError(f"integer {text} is outside ±(2**53-1)")
-    return value
-
-
 _decoder = json.JSONDecoder(
-    object_pairs_hook=_no_duplicates,
-    parse_float=_reject_float,
-    parse_int=_parse_int,
-    parse_constant=_reject_constant,
+    object_pairs_hook=_no_duplicates, parse_float=_reject_float, parse_constant=_reject_constant
 )
+# Only input with a run of 16 or more digits can hold an integer beyond ±(2**53-1); only then are
+# integers walked, which keeps the common case at C speed.
+_LONG_DIGITS = re.compile(rb"[0-9]{16}")
 
 
-def decode(data: bytes) -> Any:
-    """Decode canonical bytes strictly: anything whose re-encoding differs is rejected."""
+def _check_ranges(value: Any) -> None:
+    if isinstance(value, int) and not isinstance(value, bool):
+        if not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            raise NonCanonicalError(f"integer {value} is outside ±(2**53-1)")
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_ranges(item)
+    elif isinstance(value, list):
+        for item in value:
+            _check_ranges(item)
+
+
+def encode_decoded(value: Any) -> bytes:
+    """Encode a value that came out of :func:`decode` (or a part of one) without re-checking its types."""
+    return _encoder.encode(value).encode("utf-8")
+
+
+def decode(data: bytes, check_ranges: bool = True) -> Any:
+    """Decode canonical bytes strictly: anything whose re-encoding differs is rejected.
+
+    ``check_ranges=False`` leaves the ±(2**53-1) check of integers to a caller that checks every integer
+    field itself (entry parsing does, and saves a scan of every entry).
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -98,6 +109,10 @@ def decode(data: bytes) -> Any:
         raise MalformedError(f"invalid JSON at byte {_byte_offset(text, exc.pos)}: {exc.msg}") from None
     except RecursionError:
         raise MalformedError("JSON nested too deeply") from None
+    except ValueError:  # int() refuses integers of over 4300 digits
+        raise NonCanonicalError("integer far outside ±(2**53-1)") from None
+    if check_ranges and _LONG_DIGITS.search(data):
+        _check_ranges(value)
     # json.loads yields only str, int (range-checked above), bool, None, list and dict, so the fast
     # encoder can be used directly; lone surrogates fail the UTF-8 step.
     try:

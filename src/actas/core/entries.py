@@ -223,7 +223,7 @@ def parse_entry(data: bytes) -> ParsedEntry:
     """Parse entry bytes strictly: canonical JSON, known type and version, exact fields."""
     if len(data) > MAX_ENTRY_SIZE:
         raise MalformedError(f"entry is {len(data)} bytes; entries must be at most {MAX_ENTRY_SIZE}")
-    value = canonical.decode(data)
+    value = canonical.decode(data, check_ranges=False)  # every integer field is range-checked below
     if not isinstance(value, dict):
         raise MalformedError("entry: must be a JSON object")
     if value.get("v") != VERSION or type(value.get("v")) is not int:
@@ -237,7 +237,14 @@ def parse_entry(data: bytes) -> ParsedEntry:
         raise MalformedError(f"{kind}.sig: missing or not a string")
     signature = b64decode(sig, f"{kind}.sig", 64)
     entry = parser(value, signature)
-    return ParsedEntry(entry, canonical.encode(value))
+    # The signed bytes are the entry without its top-level "sig" member. No entry type has nested objects
+    # and canonical strings escape '"', so the last ',"sig":"' is that member; cut it out instead of
+    # encoding again.
+    member = b',"sig":"' + sig.encode("ascii") + b'"'
+    at = data.rfind(b',"sig":"')
+    if at < 0 or data[at : at + len(member)] != member:
+        raise MalformedError(f"{kind}.sig: not where the canonical form puts it")
+    return ParsedEntry(entry, data[:at] + data[at + len(member) :])
 
 
 def signature_valid(parsed: ParsedEntry, authority: Verifier) -> bool:

@@ -20,6 +20,7 @@ from actas.errors import KeyFormatError, MalformedError
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE = 0x04  # C2SP tlog-cosignature/v1 uses the same Ed25519 key with this type byte
 _HASH8 = re.compile(r"[0-9a-f]{8}\Z")
+_NAME = re.compile(r"[^\s+]+\Z")  # \s is Unicode whitespace for str patterns, as str.isspace
 
 # Domain separation: each signed object type has its own context prefixed to the canonical bytes.
 CONTEXT_ACTA = "actas/v1/acta"
@@ -32,7 +33,7 @@ CONTEXT_RESULTS = "actas/v1/results"
 
 def check_key_name(name: str) -> None:
     """Reject key names the signed-note format forbids (empty, '+', or any whitespace)."""
-    if not name or "+" in name or any(ch.isspace() for ch in name):
+    if not _NAME.match(name):
         raise KeyFormatError(f"key name {name!r}: must be non-empty without '+' or whitespace")
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from actas.core import canonical
 from actas.core.b64 import b64encode
 from actas.core.election import Contest, Election
+from actas.errors import MalformedError
 
 # Row layout: [actas, registered_counted, null, blank, votes per option ...]
 _ACTAS, _REG, _NULL, _BLANK, _VOTES = 0, 1, 2, 3, 4
@@ -45,17 +46,22 @@ class ConflictRecord:
 class Tally:
     """Running totals of one contest over the area tree."""
 
-    def __init__(self, election: Election, contest: Contest) -> None:
+    def __init__(self, election: Election, contest: Contest, rows: array[int] | None = None) -> None:
         self.election = election
         self.contest = contest
         self.width = _VOTES + len(contest.options)
-        self._rows = array("q", bytes(8 * self.width * len(election.areas)))
-        self._rolled = False
+        size = self.width * len(election.areas)
+        if rows is not None and len(rows) != size:
+            raise MalformedError("tally rows do not fit this election and contest")
+        # Per-area sums of the actas counted directly in that area; rollup() derives the tree totals.
+        self.rows = rows if rows is not None else array("q", bytes(8 * size))
+        self._totals: array[int] | None = None
 
     def add(self, mesa: int, options: Sequence[int], null: int, blank: int, registered: int) -> None:
         """Count one acta of a mesa (by mesa index)."""
         base = self.election.mesa_area(mesa) * self.width
-        rows = self._rows
+        self._totals = None
+        rows = self.rows
         rows[base + _ACTAS] += 1
         rows[base + _REG] += registered
         rows[base + _NULL] += null
@@ -65,23 +71,23 @@ class Tally:
             rows[at] += votes
             at += 1
 
-    def rollup(self) -> None:
-        """Add every area's totals into its ancestors (once, after the last add)."""
-        if self._rolled:
-            return
-        width = self.width
-        rows = self._rows
-        for index in range(len(self.election.areas) - 1, -1, -1):
-            parent = self.election.areas[index].parent
-            if parent >= 0:
-                src, dst = index * width, parent * width
-                for k in range(width):
-                    rows[dst + k] += rows[src + k]
-        self._rolled = True
+    def rollup(self) -> array[int]:
+        """Totals of every area including its descendants (areas are in pre-order, so one backward pass)."""
+        if self._totals is None:
+            width = self.width
+            totals = array("q", self.rows)
+            for index in range(len(self.election.areas) - 1, -1, -1):
+                parent = self.election.areas[index].parent
+                if parent >= 0:
+                    src, dst = index * width, parent * width
+                    for k in range(width):
+                        totals[dst + k] += totals[src + k]
+            self._totals = totals
+        return self._totals
 
     def row(self, area: int) -> list[int]:
-        """The totals row of an area (after rollup)."""
-        return list(self._rows[area * self.width : (area + 1) * self.width])
+        """The totals row of an area, descendants included."""
+        return list(self.rollup()[area * self.width : (area + 1) * self.width])
 
     def national(self) -> list[int]:
         """The totals row summed over the root areas."""

@@ -9,7 +9,6 @@ bounded by the size of the election definition, not by the number of entries.
 
 from __future__ import annotations
 
-from array import array
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -27,9 +26,11 @@ from actas.core.tiles import (
     TileCoord,
     decode_bundle,
     decode_tile,
+    perfect_hash_from_tiles,
     tile_path,
     tiles_for_size,
 )
+from actas.core.verify_state import VerifiedState
 from actas.errors import ActasError
 
 STEPS: tuple[tuple[int, str, str], ...] = (
@@ -94,8 +95,8 @@ class BundleChecker:
         self.authority = authority
         self._contests = {c.id: i for i, c in enumerate(election.contests)}
 
-    def check(self, index: int, width: int) -> BundleResult:
-        """Check entry bundle ``index`` of ``width`` entries against its level-0 tile."""
+    def check(self, index: int, width: int, start: int = 0) -> BundleResult:
+        """Check entry bundle ``index`` of ``width`` entries against its level-0 tile (entries < start: hash only)."""
         result = BundleResult(index, width)
         bundle_path = LOG + tile_path(TileCoord(-1, index, width))
         level0_path = LOG + tile_path(TileCoord(0, index, width))
@@ -117,10 +118,11 @@ class BundleChecker:
         except ActasError as exc:
             result.failures.append(Failure(S_TILES, level0_path, str(exc)))
         for offset, data in enumerate(entries):
-            self._entry(result, index * TILE_WIDTH + offset, data)
+            if index * TILE_WIDTH + offset >= start:
+                self._entry(result, index * TILE_WIDTH + offset, data, hashes[offset])
         return result
 
-    def _entry(self, result: BundleResult, leaf: int, data: bytes) -> None:
+    def _entry(self, result: BundleResult, leaf: int, data: bytes, leaf_hash: bytes) -> None:
         where = f"entry {leaf}"
         try:
             parsed = parse_entry(data)
@@ -175,7 +177,7 @@ class BundleChecker:
                 acta.null,
                 acta.blank,
                 acta.registered,
-                merkle.leaf_hash(data)[:8],
+                leaf_hash[:8],
             )
             result.actas.append(record)
 
@@ -192,6 +194,7 @@ class Report:
     conflicts: list[ConflictRecord] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     reached: int = 0  # the last step that was run
+    since: int | None = None  # entries before this were verified earlier (incremental run)
     national: dict[str, list[int]] = field(default_factory=dict)
 
     @property
@@ -229,6 +232,7 @@ class Report:
                 for number, name, text in STEPS
             ],
             "failures": [{"step": f.step, "where": f.where, "message": f.message} for f in self.failures],
+            "since": self.since,
             "conflicts": [
                 {"mesa": c.mesa, "contest": c.contest, "leaves": list(c.leaves)} for c in self.conflicts
             ],
@@ -238,37 +242,42 @@ class Report:
 
 
 ParallelMap = Callable[
-    [Callable[[tuple[int, int]], BundleResult], Iterable[tuple[int, int]]], Iterator[BundleResult]
+    [Callable[[tuple[int, int, int]], BundleResult], Iterable[tuple[int, int, int]]], Iterator[BundleResult]
 ]
 
 
 class Verification:
-    """The sequential part of verification, fed bundle results in log order."""
+    """The sequential part of verification, fed bundle results in log order from ``state.size`` on."""
 
     def __init__(
-        self, reader: BundleReader, election: Election, checkpoint: Checkpoint, report: Report
+        self,
+        reader: BundleReader,
+        election: Election,
+        checkpoint: Checkpoint,
+        report: Report,
+        state: VerifiedState | None = None,
     ) -> None:
         self.reader = reader
         self.election = election
         self.checkpoint = checkpoint
         self.report = report
+        self.state = state if state is not None else VerifiedState.empty(election)
+        self.start = self.state.size
         self._wanted = {c for c in tiles_for_size(checkpoint.size) if c.level >= 1}
-        self._builder = TileBuilder(0, self._no_tile)
-        self._enrolled: dict[str, set[int]] = {}
-        n = election.mesa_count
-        self._first = [array("q", [-1]) * n for _ in election.contests]
-        self._first_hash = [bytearray(8 * n) for _ in election.contests]
-        self._tallies = [Tally(election, contest) for contest in election.contests]
-        self._conflicts: dict[tuple[int, int], list[int]] = {}
-        self._election_digest: bytes | None = None
-
-    @staticmethod
-    def _no_tile(coord: TileCoord) -> bytes:
-        raise AssertionError("a builder started at size 0 reads no tiles")
+        edge = dict(self.state.edge)
+        self._builder = TileBuilder(self.start, lambda coord: edge[tile_path(coord)])
+        self._edge: dict[int, tuple[TileCoord, bytes]] = {}
+        if self.state.rows:
+            rows = self.state.rows
+            self._tallies = [Tally(election, c, r) for c, r in zip(election.contests, rows, strict=True)]
+        else:
+            self._tallies = [Tally(election, c) for c in election.contests]
+        for kind, count in self.state.counts.items():
+            report.counts[kind] = report.counts.get(kind, 0) + count
 
     def consume(self, result: BundleResult) -> None:
         """Fold one bundle's result into the running checks."""
-        report = self.report
+        report, state = self.report, self.state
         for failure in result.failures:
             report.fail(failure)
         for kind, count in result.counts.items():
@@ -276,35 +285,33 @@ class Verification:
         if result.index == 0:
             if result.first_type != "ElectionEntry":
                 report.fail(Failure(S_ELECTION_ENTRY, "entry 0", "entry 0 is not an election entry"))
-            self._election_digest = result.election_digest
+            state.election_digest = result.election_digest
         hashes = [result.leaf_hashes[i : i + 32] for i in range(0, len(result.leaf_hashes), 32)]
         if len(hashes) != result.width:  # the bundle was unreadable: keep positions with a placeholder
             hashes = [bytes(32)] * result.width
-        for coord, data in self._builder.append(hashes):
+        skip = max(0, self.start - result.index * TILE_WIDTH)  # entries verified before --since
+        for coord, data in self._builder.append(hashes[skip:]):
+            self._edge[coord.level] = (coord, data)
             if coord in self._wanted:
                 self._compare_tile(coord, data)
         for device, mesas in result.enrollments:
-            self._enrolled.setdefault(device, set()).update(mesas)
+            state.enrolled.setdefault(device, set()).update(mesas)
         for leaf, mesa, contest, device, options, null, blank, registered, prefix in result.actas:
-            if mesa not in self._enrolled.get(device, ()):
-                report.fail(
-                    Failure(
-                        S_ACTAS,
-                        f"entry {leaf}",
-                        f"acta for mesa {self.election.mesa_id(mesa)!r}: "
-                        "signed by a key not enrolled for that mesa",
-                    )
+            if mesa not in state.enrolled.get(device, ()):
+                message = (
+                    f"acta for mesa {self.election.mesa_id(mesa)!r}: signed by a key not enrolled for it"
                 )
+                report.fail(Failure(S_ACTAS, f"entry {leaf}", message))
                 continue
-            first = self._first[contest]
+            first, first_hash = state.first[contest], state.first_hash[contest]
             if first[mesa] < 0:
                 first[mesa] = leaf
-                self._first_hash[contest][8 * mesa : 8 * mesa + 8] = prefix
+                first_hash[8 * mesa : 8 * mesa + 8] = prefix
                 self._tallies[contest].add(mesa, options, null, blank, registered)
-            elif bytes(self._first_hash[contest][8 * mesa : 8 * mesa + 8]) == prefix:
+            elif bytes(first_hash[8 * mesa : 8 * mesa + 8]) == prefix:
                 report.fail(Failure(S_ENTRIES, f"entry {leaf}", f"duplicate of entry {first[mesa]}"))
             else:
-                self._conflicts.setdefault((mesa, contest), [first[mesa]]).append(leaf)
+                state.conflicts.setdefault((mesa, contest), [first[mesa]]).append(leaf)
 
     def _compare_tile(self, coord: TileCoord, data: bytes) -> None:
         path = LOG + tile_path(coord)
@@ -317,19 +324,20 @@ class Verification:
             self.report.fail(Failure(S_TILES, path, "differs from the tile recomputed from the entries"))
 
     def finish(self) -> None:
-        """Check the root, the election entry, and the published results files."""
-        report = self.report
+        """Check the root, the election entry and the published results files; update the state."""
+        report, state = self.report, self.state
         if self._builder.size != self.checkpoint.size or self._builder.root() != self.checkpoint.root_hash:
             report.fail(Failure(S_TILES, "log/checkpoint", "root recomputed from the entries differs"))
-        if self._election_digest is not None and self._election_digest != self.election.digest:
-            report.fail(
-                Failure(S_ELECTION_ENTRY, "election.json", "digest differs from the one logged in entry 0")
-            )
+        if state.election_digest is None and self.checkpoint.size > 0:
+            report.fail(Failure(S_ELECTION_ENTRY, "entry 0", "no election entry"))
+        elif state.election_digest is not None and state.election_digest != self.election.digest:
+            message = "digest differs from the one logged in entry 0"
+            report.fail(Failure(S_ELECTION_ENTRY, "election.json", message))
         report.reached = S_CONFLICTS
         contests = self.election.contests
         report.conflicts = [
             ConflictRecord(self.election.mesa_id(mesa), contests[contest].id, tuple(leaves))
-            for (mesa, contest), leaves in sorted(self._conflicts.items(), key=lambda kv: kv[1][0])
+            for (mesa, contest), leaves in sorted(state.conflicts.items(), key=lambda kv: kv[1][0])
         ]
         binding = Binding(self.checkpoint.origin, self.checkpoint.size, self.checkpoint.root_hash)
         expected = results_files(self._tallies, binding, report.conflicts)
@@ -344,6 +352,19 @@ class Verification:
         for tally in self._tallies:
             report.national[tally.contest.id] = tally.national()
         report.reached = S_RESULTS
+        final = set(tiles_for_size(self.checkpoint.size))
+        state.edge = (
+            {
+                tile_path(coord): data
+                for coord, data in self._edge.values()
+                if coord.width < TILE_WIDTH and coord in final
+            }
+            if self._edge
+            else state.edge
+        )
+        state.size, state.root_hash = self.checkpoint.size, self.checkpoint.root_hash
+        state.rows = [tally.rows for tally in self._tallies]
+        state.counts = dict(report.counts)
 
 
 def _first_difference(published: bytes, expected: bytes) -> str:
@@ -353,45 +374,97 @@ def _first_difference(published: bytes, expected: bytes) -> str:
     return f"differs from the recomputed totals in length ({len(published)} vs {len(expected)} bytes)"
 
 
+StateLoader = Callable[[Checkpoint, Election], "VerifiedState | None"]
+
+
+def _consistent(reader: BundleReader, old: Checkpoint, new: Checkpoint) -> str | None:
+    """None when ``new`` is an append-only extension of ``old``, else why not."""
+    if old.origin != new.origin:
+        return f"--since checkpoint is for {old.origin!r}"
+    if old.size > new.size:
+        return f"--since checkpoint has {old.size} entries, more than this one's {new.size}"
+    if old.size == 0:
+        return (
+            None
+            if old.root_hash == merkle.EMPTY_ROOT
+            else "--since checkpoint of size 0 has a non-empty root"
+        )
+
+    def read_tile(coord: TileCoord) -> bytes:
+        return reader.read(LOG + tile_path(coord))
+
+    try:
+        proof = merkle.consistency_proof(old.size, new.size, perfect_hash_from_tiles(read_tile, new.size))
+        merkle.verify_consistency(old.size, new.size, proof, old.root_hash, new.root_hash)
+    except ActasError as exc:
+        return f"not an append-only extension of the --since checkpoint: {exc}"
+    return None
+
+
 def verify_bundle(
     reader: BundleReader,
     authority: Verifier,
     parallel_map: ParallelMap | None = None,
-    check_bundle: Callable[[tuple[int, int]], BundleResult] | None = None,
+    check_bundle: Callable[[tuple[int, int, int]], BundleResult] | None = None,
     progress: Callable[[int, int], None] | None = None,
-) -> Report:
-    """Run every step over a bundle; ``parallel_map`` and ``check_bundle`` let a caller spread step 3–7 work."""
+    since: bytes | None = None,
+    load_state: StateLoader | None = None,
+) -> tuple[Report, VerifiedState | None]:
+    """Run every step over a bundle; returns the report and, when it ran to the end, the state to save.
+
+    ``parallel_map`` and ``check_bundle`` let a caller spread the per-bundle work (steps 3-7) over processes.
+    With ``since`` (an earlier signed checkpoint) the log must be consistent with it, and when ``load_state``
+    has the state saved for that checkpoint only the entries after it are read.
+    """
     report = Report()
+    where = "log/checkpoint"
     try:
-        checkpoint = open_checkpoint(reader.read("log/checkpoint"), authority)
+        checkpoint = open_checkpoint(reader.read(where), authority)
+        where = "--since checkpoint"
+        old = open_checkpoint(since, authority) if since is not None else None
     except ActasError as exc:
-        report.fail(Failure(S_CHECKPOINT, "log/checkpoint", str(exc)))
+        report.fail(Failure(S_CHECKPOINT, where, str(exc)))
         report.reached = S_CHECKPOINT
-        return report
+        return report, None
     report.origin, report.size, report.root_hash = checkpoint.origin, checkpoint.size, checkpoint.root_hash
     try:
         election = Election.from_json(reader.read("election.json"))
     except ActasError as exc:
         report.fail(Failure(S_ELECTION, "election.json", str(exc)))
         report.reached = S_ELECTION
-        return report
+        return report, None
     if election.origin != checkpoint.origin:
         report.fail(Failure(S_ELECTION, "election.json", "origin differs from the checkpoint's"))
-    verification = Verification(reader, election, checkpoint, report)
-    bundles = [(c.index, c.width) for c in tiles_for_size(checkpoint.size) if c.level == -1]
+    state: VerifiedState | None = None
+    if old is not None:
+        problem = _consistent(reader, old, checkpoint)
+        if problem is not None:
+            report.fail(Failure(S_TILES, "log/checkpoint", problem))
+        elif load_state is not None:
+            state = load_state(old, election)
+            if state is not None and (state.size, state.root_hash) != (old.size, old.root_hash):
+                state = None
+        report.since = old.size if state is not None else None
+    verification = Verification(reader, election, checkpoint, report, state)
+    start = verification.start
+    bundles = [
+        (c.index, c.width, start)
+        for c in tiles_for_size(checkpoint.size)
+        if c.level == -1 and c.index * TILE_WIDTH + c.width > start
+    ]
     if check_bundle is None:
         checker = BundleChecker(reader, election, authority)
 
-        def check_bundle(job: tuple[int, int]) -> BundleResult:
+        def check_bundle(job: tuple[int, int, int]) -> BundleResult:
             return checker.check(*job)
 
     mapper: ParallelMap = parallel_map if parallel_map is not None else map
-    done = 0
+    done = start
     for result in mapper(check_bundle, bundles):
         verification.consume(result)
-        done += result.width
+        done = result.index * TILE_WIDTH + result.width
         if progress is not None:
             progress(done, checkpoint.size)
     report.reached = S_ACTAS
     verification.finish()
-    return report
+    return report, verification.state

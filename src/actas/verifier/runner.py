@@ -6,12 +6,15 @@ import os
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
+from pathlib import Path
 
 from actas.core.election import Election
 from actas.core.keys import Verifier
 from actas.core.verify import BundleChecker, BundleReader, BundleResult, Report, verify_bundle
 from actas.errors import ActasError
+from actas.verifier.state import StateDir
 
+Job = tuple[int, int, int]
 _checker: BundleChecker | None = None
 
 
@@ -24,19 +27,17 @@ def _init(reader: BundleReader, authority: str) -> None:
     _checker = BundleChecker(reader, election, Verifier.parse(authority))
 
 
-def _check(job: tuple[int, int]) -> BundleResult:
+def _check(job: Job) -> BundleResult:
     assert _checker is not None
     return _checker.check(*job)
 
 
 def _ordered(
     executor: ProcessPoolExecutor, window: int
-) -> Callable[[Callable[[tuple[int, int]], BundleResult], Iterable[tuple[int, int]]], Iterator[BundleResult]]:
+) -> Callable[[Callable[[Job], BundleResult], Iterable[Job]], Iterator[BundleResult]]:
     """An ordered map that keeps at most ``window`` tasks in flight, so memory stays bounded."""
 
-    def run(
-        fn: Callable[[tuple[int, int]], BundleResult], jobs: Iterable[tuple[int, int]]
-    ) -> Iterator[BundleResult]:
+    def run(fn: Callable[[Job], BundleResult], jobs: Iterable[Job]) -> Iterator[BundleResult]:
         pending: deque[Future[BundleResult]] = deque()
         for job in jobs:
             pending.append(executor.submit(fn, job))
@@ -58,16 +59,30 @@ def verify(
     authority: Verifier,
     workers: int | None = None,
     progress: Callable[[int, int], None] | None = None,
+    since: bytes | None = None,
+    state_dir: Path | None = None,
 ) -> Report:
-    """Verify a bundle, using ``workers`` processes (default: every core; 0 runs in this process)."""
+    """Verify a bundle with ``workers`` processes (default: every core; 0 runs in this process).
+
+    With ``state_dir``, the state of a successful run is saved there, and ``since`` (an earlier checkpoint
+    verified with the same directory) makes the run read only the entries after it.
+    """
+    states = StateDir(state_dir) if state_dir is not None else None
+    load = states.load if states is not None else None
     count = default_workers() if workers is None else workers
     if count <= 0:
-        return verify_bundle(reader, authority, progress=progress)
-    with ProcessPoolExecutor(count, initializer=_init, initargs=(reader, str(authority))) as executor:
-        return verify_bundle(
-            reader,
-            authority,
-            parallel_map=_ordered(executor, 4 * count),
-            check_bundle=_check,
-            progress=progress,
-        )
+        report, state = verify_bundle(reader, authority, progress=progress, since=since, load_state=load)
+    else:
+        with ProcessPoolExecutor(count, initializer=_init, initargs=(reader, str(authority))) as executor:
+            report, state = verify_bundle(
+                reader,
+                authority,
+                parallel_map=_ordered(executor, 4 * count),
+                check_bundle=_check,
+                progress=progress,
+                since=since,
+                load_state=load,
+            )
+    if states is not None and state is not None and report.ok:
+        states.save(state)
+    return report

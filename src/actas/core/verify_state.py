@@ -1,0 +1,100 @@
+"""What a finished verification knows, saved so ``actas verify --since`` reads only new entries.
+
+The state holds what later entries are checked against: the enrolled keys, the first acta of each mesa, the
+tally accumulators and the right edge of the tree. It is the verifier's own cache, bound to the checkpoint
+(origin, size, root) and the election digest it was computed for, and is only ever loaded for that checkpoint
+after a consistency proof from it to the new one has verified.
+"""
+
+from __future__ import annotations
+
+import zlib
+from array import array
+from dataclasses import dataclass, field
+from typing import Any
+
+from actas.core import canonical
+from actas.core.b64 import b64decode, b64encode
+from actas.core.election import Election
+from actas.errors import MalformedError
+
+STATE_VERSION = 1
+
+
+@dataclass
+class VerifiedState:
+    """Everything verification carries from one entry to the next."""
+
+    election: Election
+    size: int = 0
+    root_hash: bytes = b""
+    enrolled: dict[str, set[int]] = field(default_factory=dict)
+    first: list[array[int]] = field(default_factory=list)  # per contest: leaf of each mesa's counted acta, -1
+    first_hash: list[bytearray] = field(default_factory=list)  # per contest: 8-byte leaf-hash prefixes
+    rows: list[array[int]] = field(default_factory=list)  # per contest: Tally.rows
+    conflicts: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    edge: dict[str, bytes] = field(default_factory=dict)  # tile path → right-edge partial tile at size
+    counts: dict[str, int] = field(default_factory=dict)
+    election_digest: bytes | None = None
+
+    @classmethod
+    def empty(cls, election: Election) -> VerifiedState:
+        """The state before entry 0."""
+        n = election.mesa_count
+        return cls(
+            election,
+            first=[array("q", [-1]) * n for _ in election.contests],
+            first_hash=[bytearray(8 * n) for _ in election.contests],
+        )
+
+    def to_bytes(self) -> bytes:
+        """Compressed canonical JSON."""
+        value: dict[str, Any] = {
+            "v": STATE_VERSION,
+            "origin": self.election.origin,
+            "election": self.election.digest.hex(),
+            "size": self.size,
+            "root": b64encode(self.root_hash),
+            "enrolled": {device: sorted(mesas) for device, mesas in self.enrolled.items()},
+            "first": [b64encode(a.tobytes()) for a in self.first],
+            "first_hash": [b64encode(bytes(b)) for b in self.first_hash],
+            "rows": [b64encode(a.tobytes()) for a in self.rows],
+            "conflicts": [[m, c, leaves] for (m, c), leaves in sorted(self.conflicts.items())],
+            "edge": {path: b64encode(data) for path, data in sorted(self.edge.items())},
+            "counts": dict(sorted(self.counts.items())),
+            "logged_election": self.election_digest.hex() if self.election_digest is not None else None,
+        }
+        return zlib.compress(canonical.encode(value), 6)
+
+    @classmethod
+    def from_bytes(cls, data: bytes, election: Election) -> VerifiedState:
+        """Load a state saved for this election; MalformedError if it does not fit."""
+        try:
+            value = canonical.decode(zlib.decompress(data))
+            if value["v"] != STATE_VERSION or value["election"] != election.digest.hex():
+                raise MalformedError("verification state: saved for another election or format")
+            n = election.mesa_count
+
+            def q(text: str, length: int | None = None) -> array[int]:
+                items = array("q")
+                items.frombytes(b64decode(text, "state"))
+                if length is not None and len(items) != length:
+                    raise MalformedError("verification state: array of the wrong length")
+                return items
+
+            logged = value["logged_election"]
+            return cls(
+                election,
+                size=int(value["size"]),
+                root_hash=b64decode(value["root"], "state.root", 32),
+                enrolled={d: set(m) for d, m in value["enrolled"].items()},
+                first=[q(t, n) for t in value["first"]],
+                first_hash=[bytearray(b64decode(t, "state", 8 * n)) for t in value["first_hash"]],
+                rows=[q(t) for t in value["rows"]],
+                conflicts={(int(m), int(c)): list(leaves) for m, c, leaves in value["conflicts"]},
+                edge={path: b64decode(text, "state.edge") for path, text in value["edge"].items()},
+                counts=dict(value["counts"]),
+                election_digest=bytes.fromhex(logged) if logged is not None else None,
+            )
+        except (zlib.error, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise MalformedError(f"verification state: unreadable ({exc.__class__.__name__})") from None
