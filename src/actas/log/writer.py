@@ -148,6 +148,10 @@ class LogWriter:
             progress(len(submissions))
         return results
 
+    def checkpoint_bytes(self) -> bytes:
+        """The latest signed checkpoint."""
+        return self._log.checkpoint_bytes()
+
     def close(self) -> None:
         """Stop worker processes and close the store."""
         if self._executor is not None:
