@@ -48,8 +48,6 @@ def run_demo(
     times.append(f"publish {time.perf_counter() - mark:.1f} s")
     mark = time.perf_counter()
     authority = published.results.authority
-    report = verify(
-        DirectoryReader(bundle), authority, count, lambda done, total: progress("verify", done, total)
-    )
+    report = verify(DirectoryReader(bundle), authority, count, lambda done, total: progress("verify", done, total))
     times.append(f"verify {time.perf_counter() - mark:.1f} s")
     return DemoResult(summary.data, bundle, summary.election, authority, report, ", ".join(times))

@@ -139,9 +139,7 @@ def test_counts_must_be_ints(field: str, bad: Any) -> None:
 
 
 @pytest.mark.parametrize("field", ["tickets", "options"])
-@pytest.mark.parametrize(
-    "bad", [(True, 1, 1), (1.0, 1, 1), ("1", 1, 1), (None,), ((1,), 1), [30, 20, 10], (), None, 5]
-)
+@pytest.mark.parametrize("bad", [(True, 1, 1), (1.0, 1, 1), ("1", 1, 1), (None,), ((1,), 1), [30, 20, 10], (), None, 5])
 def test_count_lists_must_be_tuples_of_ints(field: str, bad: Any) -> None:
     with pytest.raises(MalformedError, match=f"acta.{field}"):
         _acta(**{field: bad})
@@ -160,9 +158,7 @@ def test_ids_must_be_non_empty_strings(field: str, bad: Any) -> None:
 
 
 @pytest.mark.parametrize("field", ["mesa", "contest"])
-@pytest.mark.parametrize(
-    "bad", ["m 1", " m1", "m1 ", "m1\n", "m\t1", "m/1", "m+1", "m\u00e91", "x" * 65, "m\u20281"]
-)
+@pytest.mark.parametrize("bad", ["m 1", " m1", "m1 ", "m1\n", "m\t1", "m/1", "m+1", "m\u00e91", "x" * 65, "m\u20281"])
 def test_ids_with_spaces_or_other_characters_rejected(field: str, bad: str) -> None:
     with pytest.raises(MalformedError, match=f"acta.{field}"):
         _acta(**{field: bad})

@@ -51,9 +51,7 @@ def definition() -> dict[str, Any]:
                     {
                         "code": "0201",
                         "name": "Municipio",
-                        "children": [
-                            {"code": "020101", "name": "Parroquia", "children": [_centre("020101001")]}
-                        ],
+                        "children": [{"code": "020101", "name": "Parroquia", "children": [_centre("020101001")]}],
                     }
                 ],
             },
@@ -208,12 +206,8 @@ DEEP_CENTRE = ("areas", 1, "children", 0, "children", 0, "children", 0)
             'contests[0].tickets[2].option: unknown option "cand-x"',
             id="ticket-unknown-option",
         ),
-        pytest.param(
-            _add_option, 'contests[0].options[2]: option "cand-z" has no ticket', id="option-no-ticket"
-        ),
-        pytest.param(
-            _set(("mesas", 0, "registered"), True), "mesas[0].registered: expected an integer, got true"
-        ),
+        pytest.param(_add_option, 'contests[0].options[2]: option "cand-z" has no ticket', id="option-no-ticket"),
+        pytest.param(_set(("mesas", 0, "registered"), True), "mesas[0].registered: expected an integer, got true"),
         pytest.param(
             _set(("mesas", 0, "registered"), "612"),
             'mesas[0].registered: expected an integer, got string "612"',
@@ -222,9 +216,7 @@ DEEP_CENTRE = ("areas", 1, "children", 0, "children", 0, "children", 0)
         pytest.param(_set(("mesas", 0, "registered"), -1), "mesas[0].registered: -1 is outside"),
         pytest.param(_set(("v",), "1"), "v: expected an integer"),
         pytest.param(_set(("v",), 2), "v: 2 is outside 1..1"),
-        pytest.param(
-            _set(("areas", 0, "children", 0, "colour"), "red"), "areas[0].children[0].colour: unknown key"
-        ),
+        pytest.param(_set(("areas", 0, "children", 0, "colour"), "red"), "areas[0].children[0].colour: unknown key"),
         pytest.param(_set(("extra",), 1), "extra: unknown key"),
         pytest.param(_set(("mesas", 2, "ward"), 1), "mesas[2].ward: unknown key"),
         pytest.param(_delete(("title",)), "title: missing"),
@@ -250,30 +242,18 @@ DEEP_CENTRE = ("areas", 1, "children", 0, "children", 0, "children", 0)
         ),
         pytest.param(_set(("levels",), []), "levels: needs at least 1 item"),
         pytest.param(_set(("levels",), ["a", "a"]), 'levels[1]: duplicate level "a"'),
-        pytest.param(
-            _set(("rules", 1, "severity"), "fatal"), 'rules[1].severity: string "fatal" is not one of'
-        ),
+        pytest.param(_set(("rules", 1, "severity"), "fatal"), 'rules[1].severity: string "fatal" is not one of'),
         pytest.param(_set(("rules", 1, "check"), "vibes"), 'rules[1].check: string "vibes" is not one of'),
         pytest.param(_set(("rules", 1, "percent"), 101), "rules[1].percent: 101 is outside 0..100"),
-        pytest.param(
-            _set(("rules", 1, "percent"), "95"), 'rules[1].percent: expected an integer, got string "95"'
-        ),
+        pytest.param(_set(("rules", 1, "percent"), "95"), 'rules[1].percent: expected an integer, got string "95"'),
         pytest.param(_delete(("rules", 1, "percent")), "rules[1].percent: missing"),
         pytest.param(_set(("rules", 0, "percent"), 5), "rules[0].percent: unknown key"),
         pytest.param(_set(("rules", 1, "id"), "registered"), 'rules[1].id: duplicate rule id "registered"'),
-        pytest.param(
-            _set(("mesas", 2, "id"), "010101001.01"), 'mesas[2].id: duplicate mesa id "010101001.01"'
-        ),
+        pytest.param(_set(("mesas", 2, "id"), "010101001.01"), 'mesas[2].id: duplicate mesa id "010101001.01"'),
         pytest.param(_set(("mesas", 2, "id"), "a b"), 'mesas[2].id: "a b" does not match'),
-        pytest.param(
-            _set(("contests", 1, "id"), "presidente"), 'contests[1].id: duplicate contest id "presidente"'
-        ),
-        pytest.param(
-            _set(("contests", 0, "options", 1, "id"), "cand-a"), "contests[0].options[1].id: duplicate"
-        ),
-        pytest.param(
-            _set(("contests", 0, "tickets", 1, "id"), "p01"), "contests[0].tickets[1].id: duplicate"
-        ),
+        pytest.param(_set(("contests", 1, "id"), "presidente"), 'contests[1].id: duplicate contest id "presidente"'),
+        pytest.param(_set(("contests", 0, "options", 1, "id"), "cand-a"), "contests[0].options[1].id: duplicate"),
+        pytest.param(_set(("contests", 0, "tickets", 1, "id"), "p01"), "contests[0].tickets[1].id: duplicate"),
         pytest.param(_set(("contests", 0, "tickets"), []), "contests[0].tickets: needs at least 1 item"),
         pytest.param(_set(("contests",), []), "contests: needs at least 1 item"),
         pytest.param(_set(("origin",), "a b"), "origin: "),
@@ -348,9 +328,7 @@ _NAMES = st.text(min_size=1, max_size=12).filter(str.isprintable)
 def definitions(draw: st.DrawFn) -> dict[str, Any]:
     """Random valid definitions: 1–3 levels, a random tree, mesas, contests, optional tickets and rules."""
     depth = draw(st.integers(1, 3))
-    levels = draw(
-        st.lists(_NAMES.filter(lambda s: len(s) <= 64), min_size=depth, max_size=depth, unique=True)
-    )
+    levels = draw(st.lists(_NAMES.filter(lambda s: len(s) <= 64), min_size=depth, max_size=depth, unique=True))
     counter = iter(range(10**6))
     leaves: list[str] = []
 
@@ -380,9 +358,7 @@ def definitions(draw: st.DrawFn) -> dict[str, Any]:
         if draw(st.booleans()):
             targets = option_ids + draw(st.lists(st.sampled_from(option_ids), max_size=4))
             order = draw(st.permutations(targets))
-            contest["tickets"] = [
-                {"id": f"t{i}", "name": draw(_NAMES), "option": o} for i, o in enumerate(order)
-            ]
+            contest["tickets"] = [{"id": f"t{i}", "name": draw(_NAMES), "option": o} for i, o in enumerate(order)]
         contests.append(contest)
     value: dict[str, Any] = {
         "v": 1,

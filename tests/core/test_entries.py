@@ -314,15 +314,9 @@ def test_election_digest_must_be_lower_hex(digest: Any) -> None:
 
 
 def _election_of_size(size: int) -> bytes:
-    base = len(
-        _resign(
-            {"digest": DIGEST.hex(), "origin": "", "type": "election", "v": 1}, CONTEXT_ELECTION, AUTHORITY
-        )
-    )
+    base = len(_resign({"digest": DIGEST.hex(), "origin": "", "type": "election", "v": 1}, CONTEXT_ELECTION, AUTHORITY))
     origin = "o" * (size - base)
-    data = _resign(
-        {"digest": DIGEST.hex(), "origin": origin, "type": "election", "v": 1}, CONTEXT_ELECTION, AUTHORITY
-    )
+    data = _resign({"digest": DIGEST.hex(), "origin": origin, "type": "election", "v": 1}, CONTEXT_ELECTION, AUTHORITY)
     assert len(data) == size
     return data
 

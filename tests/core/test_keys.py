@@ -105,9 +105,7 @@ def test_hash_of_another_name_rejected() -> None:
         Verifier.parse(other)
 
 
-@pytest.mark.parametrize(
-    "hash8", ["33D7B496", "33d7B496", "33d7b49", "33d7b4960", "0x3d7b49", "33d7b49g", ""]
-)
+@pytest.mark.parametrize("hash8", ["33D7B496", "33d7B496", "33d7b49", "33d7b4960", "0x3d7b49", "33d7b49g", ""])
 def test_malformed_hash_rejected(vectors: Path, hash8: str) -> None:
     public, private = _golden(vectors)
     with pytest.raises(KeyFormatError, match="hash"):

@@ -136,9 +136,7 @@ def test_warning_rules_are_reported_not_rejected(writer: LogWriter, election: El
 def test_first_entry_must_be_the_election(election: Election, tmp_path: Path) -> None:
     """An empty log accepts only the election entry first."""
     w = LogWriter(MemoryLogStore(), tmp_path, election, authority())
-    [result] = w.append(
-        [enroll_entry(election.origin, device(0).verifier, [election.mesa_id(0)], authority())]
-    )
+    [result] = w.append([enroll_entry(election.origin, device(0).verifier, [election.mesa_id(0)], authority())])
     assert result.status == "rejected"
     w.bootstrap()
     assert w.size == 1

@@ -80,3 +80,12 @@ def test_sqlite_bad_file_is_a_storage_error(tmp_path: Path) -> None:
     path.write_bytes(b"this is not a database" * 100)
     with pytest.raises(StorageError):
         SqliteLogStore(path)
+
+
+def test_mesa_indexes_many_matches_one_by_one(store: LogStore) -> None:
+    """The batched lookup gives what per-mesa lookups give, and leaves out mesas without actas."""
+    store.append([entry(b"a"), entry(b"b", mesa="m2"), entry(b"c"), entry(b"d", mesa="m2", contest="d")])
+    keys = [("m1", "c"), ("m2", "c"), ("m2", "d"), ("m3", "c"), ("m1", "d")]
+    many = store.mesa_indexes_many(keys)
+    assert many == {k: store.mesa_indexes(*k) for k in keys if store.mesa_indexes(*k)}
+    assert many[("m1", "c")] == [0, 2]

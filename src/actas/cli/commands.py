@@ -50,9 +50,7 @@ def _workers_option(fn: click.decorators.FC) -> click.decorators.FC:
     show_default=True,
     help="Number of mesas (polling stations); 30,026 is Venezuela 2024's.",
 )
-@click.option(
-    "--seed", type=int, default=2024, show_default=True, help="Seed: the same seed gives the same bundle."
-)
+@click.option("--seed", type=int, default=2024, show_default=True, help="Seed: the same seed gives the same bundle.")
 @click.option(
     "--out",
     "out_dir",
@@ -87,9 +85,7 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
     help="Authority verifier key (key string or file). Default: the bundle's own "
     "keys/authority.vkey, which only proves self-consistency; pin the key you trust.",
 )
-@click.option(
-    "--json", "json_out", type=click.Path(allow_dash=True), help="Write a JSON report here ('-' = stdout)."
-)
+@click.option("--json", "json_out", type=click.Path(allow_dash=True), help="Write a JSON report here ('-' = stdout).")
 @click.option(
     "--since",
     "since",
@@ -159,9 +155,7 @@ def tally(data_dir: Path, level: str | None, as_json: bool) -> None:
 
     results = compute_results(DataDir(data_dir))
     if as_json:
-        click.echo(
-            json.dumps({p: json.loads(b) for p, b in results.files.items()}, indent=2, ensure_ascii=False)
-        )
+        click.echo(json.dumps({p: json.loads(b) for p, b in results.files.items()}, indent=2, ensure_ascii=False))
         return
     from actas.cli.render import print_results
 
@@ -205,9 +199,7 @@ def verify_proof(proof_file: Path, entry_file: Path, key: str) -> None:
 
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option(
-    "--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Bundle directory to write."
-)
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
 def publish(data_dir: Path, out_dir: Path) -> None:
     """Write the bundle of plain files for a log's latest checkpoint."""
     from actas.publish.bundle import publish_bundle
@@ -219,9 +211,7 @@ def publish(data_dir: Path, out_dir: Path) -> None:
 
 @click.command()
 @click.argument("data_dir", type=click.Path(path_type=Path))
-@click.option(
-    "--mesas", type=click.IntRange(1, 2_000_000), default=30_026, show_default=True, help="Number of mesas."
-)
+@click.option("--mesas", type=click.IntRange(1, 2_000_000), default=30_026, show_default=True, help="Number of mesas.")
 @click.option("--seed", type=int, default=2024, show_default=True, help="Seed for a reproducible election.")
 @_workers_option
 def simulate(data_dir: Path, mesas: int, seed: int, workers: int | None) -> None:
@@ -230,9 +220,7 @@ def simulate(data_dir: Path, mesas: int, seed: int, workers: int | None) -> None
     from actas.verifier.runner import default_workers
 
     with progress_bar() as update:
-        summary = run_simulation(
-            data_dir, mesas, seed, default_workers() if workers is None else workers, update
-        )
+        summary = run_simulation(data_dir, mesas, seed, default_workers() if workers is None else workers, update)
     out.print(f"logged {summary.entries:,} entries into {data_dir}")
 
 

@@ -34,6 +34,13 @@ def print_report(report: Report, brief: bool = False) -> None:
     out.print("[green]VERIFIED[/green]" if report.ok else "[red]VERIFICATION FAILED[/red]")
 
 
+def _print_table(table: Table) -> None:
+    """Print a table; when piped, at its natural width, so no figure is cut to fit 80 columns."""
+    if not out.is_terminal:
+        table.width = out.measure(table, options=out.options.update_width(1 << 16)).maximum
+    out.print(table)
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{100 * part / whole:.2f}%" if whole else "-"
 
@@ -56,7 +63,7 @@ def print_national(election: Election, report: Report) -> None:
             table.add_row(option.name, f"{count:,}", _pct(count, valid))
         table.add_row("null", f"{null:,}", "")
         table.add_row("blank", f"{blank:,}", "")
-        out.print(table)
+        _print_table(table)
         cast = valid + null + blank
         out.print(
             f"turnout {_pct(cast, registered)} of {registered:,} registered in counted mesas; "
@@ -89,6 +96,6 @@ def print_results(results: Results, level: str | None) -> None:
                 _pct(area["cast"], area["registered_counted"]),
                 f"{area['actas']:,}/{area['mesas']:,}",
             )
-        out.print(table)
+        _print_table(table)
     if level is not None and level not in results.election.levels:
         out.print(f"[yellow]no level {level!r}; levels are {', '.join(results.election.levels)}[/yellow]")

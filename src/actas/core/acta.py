@@ -18,6 +18,7 @@ from actas.errors import MalformedError
 
 Severity = Literal["error", "warning"]
 _ID = re.compile(r"[0-9A-Za-z._-]{1,64}\Z")
+_INT_ONLY = {int}
 
 # Built-in rule ids (docs/formats.md §4); declared rules use the ids the election definition gives them.
 RULE_KNOWN_ELECTION = "known-election"
@@ -65,8 +66,8 @@ class Acta:
         for name, values in (("tickets", self.tickets), ("options", self.options)):
             if not isinstance(values, tuple) or not values:
                 raise MalformedError(f"acta.{name}: must be a non-empty list of integers")
-            # One pass in C for the common case; the slow loop only runs to name the bad position.
-            if not all(type(v) is int and -MAX_SAFE_INTEGER <= v <= MAX_SAFE_INTEGER for v in values):
+            # Checked in C for the common case; the loop only runs to name the bad position.
+            if set(map(type, values)) != _INT_ONLY or min(values) < -MAX_SAFE_INTEGER or max(values) > MAX_SAFE_INTEGER:
                 for i, value in enumerate(values):
                     if type(value) is not int or not -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
                         raise MalformedError(f"acta.{name}[{i}]: must be an integer within ±(2**53-1)")
@@ -127,9 +128,7 @@ def check_rules(acta: Acta, election: Election) -> list[Finding]:
         findings.append(Finding(RULE_KNOWN_MESA, "error", f"mesa {acta.mesa!r} is not in the definition"))
     contest = election.contest(acta.contest)
     if contest is None:
-        findings.append(
-            Finding(RULE_KNOWN_CONTEST, "error", f"contest {acta.contest!r} is not in the definition")
-        )
+        findings.append(Finding(RULE_KNOWN_CONTEST, "error", f"contest {acta.contest!r} is not in the definition"))
         return findings
     if len(acta.tickets) != len(contest.tickets) or len(acta.options) != len(contest.options):
         findings.append(
@@ -181,10 +180,7 @@ def _declared(acta: Acta, election: Election, mesa: int | None) -> list[Finding]
         broken: str | None = None
         if rule.check == "registered_matches_definition":
             if mesa is not None and acta.registered != election.mesa_registered(mesa):
-                broken = (
-                    f"registered {acta.registered} differs from the definition's "
-                    f"{election.mesa_registered(mesa)}"
-                )
+                broken = f"registered {acta.registered} differs from the definition's {election.mesa_registered(mesa)}"
         elif rule.check == "turnout_at_most":
             if _percent_over(cast, acta.registered, percent):
                 broken = f"turnout {cast}/{acta.registered} exceeds {percent}%"

@@ -71,6 +71,9 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 _decoder = json.JSONDecoder(
     object_pairs_hook=_no_duplicates, parse_float=_reject_float, parse_constant=_reject_constant
 )
+# Without the pairs hook objects are built in C. A duplicate key cannot survive that way: the dict keeps one
+# member, so the re-encoding differs from the input and the strict decoder is run to name the problem.
+_fast_decoder = json.JSONDecoder(parse_float=_reject_float, parse_constant=_reject_constant)
 # Only input with a run of 16 or more digits can hold an integer beyond ±(2**53-1); only then are
 # integers walked, which keeps the common case at C speed.
 _LONG_DIGITS = re.compile(rb"[0-9]{16}")
@@ -89,7 +92,7 @@ def _check_ranges(value: Any) -> None:
 
 
 def encode_decoded(value: Any) -> bytes:
-    """Encode a value that came out of :func:`decode` (or a part of one) without re-checking its types."""
+    """Encode a value known to hold only canonical types (decoded, or built of str/int/list/dict) unchecked."""
     return _encoder.encode(value).encode("utf-8")
 
 
@@ -104,7 +107,7 @@ def decode(data: bytes, check_ranges: bool = True) -> Any:
     except UnicodeDecodeError as exc:
         raise MalformedError(f"invalid UTF-8 at byte {exc.start}") from None
     try:
-        value = _decoder.decode(text)
+        value = _fast_decoder.decode(text)
     except json.JSONDecodeError as exc:
         raise MalformedError(f"invalid JSON at byte {_byte_offset(text, exc.pos)}: {exc.msg}") from None
     except RecursionError:
@@ -120,9 +123,8 @@ def decode(data: bytes, check_ranges: bool = True) -> Any:
     except UnicodeEncodeError as exc:
         raise MalformedError(f"string holds a lone surrogate (character {exc.start})") from None
     if again != data:
-        raise NonCanonicalError(
-            f"not canonical JSON (first difference at byte {_first_difference(value, data)})"
-        )
+        _decoder.decode(text)  # raises for a duplicate key, the likeliest specific cause
+        raise NonCanonicalError(f"not canonical JSON (first difference at byte {_first_difference(value, data)})")
     return value
 
 

@@ -97,9 +97,7 @@ def join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
 
 
-def expect_object(
-    value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()
-) -> dict[str, Any]:
+def expect_object(value: Any, path: str, required: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict[str, Any]:
     """Check an object with exactly the required keys plus any of the optional ones."""
     if isinstance(value, DuplicateKeys):
         fail(join(path, value.duplicate), "duplicate key")
@@ -143,9 +141,7 @@ def expect_text(value: Any, path: str, max_len: int = 200) -> str:  # 200 = MAX_
     return value
 
 
-def expect_ident(
-    value: Any, path: str, match: Callable[[str], object] = _ID, pattern: str = ID_PATTERN
-) -> str:
+def expect_ident(value: Any, path: str, match: Callable[[str], object] = _ID, pattern: str = ID_PATTERN) -> str:
     """Check an identifier string against a pattern (default ``[0-9A-Za-z._-]{1,64}``)."""
     if type(value) is not str:
         fail(path, f"expected a string, got {describe(value)}")
@@ -337,9 +333,7 @@ def parse_contest(value: Any, path: str) -> Contest:
     if "tickets" not in obj:
         tickets = [Ticket(o.id, o.name, i) for i, o in enumerate(options)]
     ticket_ids: set[str] = set()
-    for i, item in enumerate(
-        expect_list(obj.get("tickets", []), f"{path}.tickets", 1 if "tickets" in obj else 0)
-    ):
+    for i, item in enumerate(expect_list(obj.get("tickets", []), f"{path}.tickets", 1 if "tickets" in obj else 0)):
         at = f"{path}.tickets[{i}]"
         tk = expect_object(item, at, ("id", "name", "option"))
         tid = expect_ident(tk["id"], f"{at}.id")

@@ -120,9 +120,7 @@ class Election:
     )
 
     def __init__(self, value: Any) -> None:
-        root = expect_object(
-            value, "", ("v", "origin", "title", "areas", "mesas", "contests"), ("levels", "rules")
-        )
+        root = expect_object(value, "", ("v", "origin", "title", "areas", "mesas", "contests"), ("levels", "rules"))
         expect_int(root["v"], "v", FORMAT_VERSION, FORMAT_VERSION)
         self.origin = parse_origin(root["origin"], "origin")
         self.title = expect_text(root["title"], "title", 500)
@@ -167,9 +165,7 @@ class Election:
             if type(mesa_id) is not str or not _ID(mesa_id):
                 expect_ident(mesa_id, f"mesas[{i}].id")
             if index.setdefault(mesa_id, i) != i:
-                fail(
-                    f"mesas[{i}].id", f"duplicate mesa id {quote(mesa_id)} (first at mesas[{index[mesa_id]}])"
-                )
+                fail(f"mesas[{i}].id", f"duplicate mesa id {quote(mesa_id)} (first at mesas[{index[mesa_id]}])")
             code = mesa["area"]
             area = area_index.get(code) if type(code) is str else None
             if area is None:
@@ -220,9 +216,7 @@ class Election:
                 "id": c.id,
                 "name": c.name,
                 "options": [{"id": o.id, "name": o.name} for o in c.options],
-                "tickets": [
-                    {"id": t.id, "name": t.name, "option": c.options[t.option].id} for t in c.tickets
-                ],
+                "tickets": [{"id": t.id, "name": t.name, "option": c.options[t.option].id} for t in c.tickets],
             }
             for c in self.contests
         ]
@@ -245,7 +239,7 @@ class Election:
 
     def to_canonical(self) -> bytes:
         """Return the canonical JSON bytes of the normalised definition."""
-        return canonical.encode(self.to_value())
+        return canonical.encode_decoded(self.to_value())  # built from validated fields only
 
     @property
     def digest(self) -> bytes:

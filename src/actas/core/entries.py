@@ -52,9 +52,7 @@ class EnrollEntry:
     def __post_init__(self) -> None:
         if not self.mesas:
             raise MalformedError("enroll.mesas: must list at least one mesa")
-        for i, mesa in enumerate(
-            self.mesas
-        ):  # types first: sorting mixed or unhashable items raises TypeError
+        for i, mesa in enumerate(self.mesas):  # types first: sorting mixed or unhashable items raises TypeError
             if not isinstance(mesa, str) or not _ID.match(mesa):
                 raise MalformedError(f"enroll.mesas[{i}]: must match [0-9A-Za-z._-]{{1,64}}")
         if list(self.mesas) != sorted(set(self.mesas)):
@@ -105,9 +103,7 @@ def election_entry(origin: str, digest: bytes, authority: Signer) -> bytes:
     return _signed(body, CONTEXT_ELECTION, authority)
 
 
-def enroll_entry(
-    election: str, device: Verifier, mesas: list[str] | tuple[str, ...], authority: Signer
-) -> bytes:
+def enroll_entry(election: str, device: Verifier, mesas: list[str] | tuple[str, ...], authority: Signer) -> bytes:
     """Canonical bytes of an enrollment of a device key for mesas, signed by the authority."""
     body = EnrollEntry(election, str(device), tuple(sorted(set(mesas))), b"").body()
     return _signed(body, CONTEXT_ENROLL, authority)

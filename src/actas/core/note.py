@@ -174,11 +174,7 @@ class Checkpoint:
                 raise MalformedError(f"checkpoint {what}: must be non-empty")
             if any(ch < " " for ch in line):
                 raise MalformedError(f"checkpoint {what} {line!r}: control character or newline")
-        if (
-            isinstance(self.size, bool)
-            or not isinstance(self.size, int)
-            or not 0 <= self.size < MAX_TREE_SIZE
-        ):
+        if isinstance(self.size, bool) or not isinstance(self.size, int) or not 0 <= self.size < MAX_TREE_SIZE:
             raise MalformedError(f"checkpoint size {self.size!r}: must be an integer in [0, 2**63)")
         if not isinstance(self.root_hash, bytes) or len(self.root_hash) != HASH_SIZE:
             raise MalformedError(f"checkpoint root hash: must be {HASH_SIZE} bytes")
@@ -264,9 +260,7 @@ def cosign_checkpoint(checkpoint: Checkpoint | str | bytes, signer: Signer, time
     return NoteSignature(signer.name, cosigner_key_id(signer.verifier), timestamp.to_bytes(8, "big") + sig)
 
 
-def verify_cosignature(
-    checkpoint: Checkpoint | str | bytes, signature: NoteSignature, verifier: Verifier
-) -> int:
+def verify_cosignature(checkpoint: Checkpoint | str | bytes, signature: NoteSignature, verifier: Verifier) -> int:
     """Verify a cosignature of a checkpoint by a cosigner; return its timestamp or raise SignatureError."""
     text = _checkpoint_text(checkpoint)
     if signature.name != verifier.name or signature.key_id != cosigner_key_id(verifier):

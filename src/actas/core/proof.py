@@ -35,11 +35,7 @@ class TlogProof:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "proof_hashes", tuple(self.proof_hashes))
-        if (
-            isinstance(self.index, bool)
-            or not isinstance(self.index, int)
-            or not 0 <= self.index < MAX_TREE_SIZE
-        ):
+        if isinstance(self.index, bool) or not isinstance(self.index, int) or not 0 <= self.index < MAX_TREE_SIZE:
             raise MalformedError(f"tlog-proof index {self.index!r}: must be an integer in [0, 2**63)")
         if len(self.proof_hashes) > MAX_PROOF_HASHES:
             raise MalformedError(f"tlog-proof: more than {MAX_PROOF_HASHES} proof hashes")
@@ -100,18 +96,14 @@ class TlogProof:
         checkpoint = open_checkpoint(self.checkpoint_note, verifier)
         if self.index >= checkpoint.size:
             raise ProofError(f"tlog-proof: index {self.index} is not below checkpoint size {checkpoint.size}")
-        verify_inclusion(
-            leaf_hash(entry), self.index, checkpoint.size, self.proof_hashes, checkpoint.root_hash
-        )
+        verify_inclusion(leaf_hash(entry), self.index, checkpoint.size, self.proof_hashes, checkpoint.root_hash)
         return checkpoint
 
 
 def _decimal(raw: bytes, line_no: int) -> int:
     # bytes.isdigit is ASCII-only, so Unicode digits never reach int().
     if not raw or not raw.isdigit() or (len(raw) > 1 and raw[:1] == b"0") or len(raw) > 19:
-        raise MalformedError(
-            f"tlog-proof line {line_no}: index {raw!r} is not a decimal without leading zeros"
-        )
+        raise MalformedError(f"tlog-proof line {line_no}: index {raw!r} is not a decimal without leading zeros")
     value = int(raw)
     if value >= MAX_TREE_SIZE:
         raise MalformedError(f"tlog-proof line {line_no}: index {value} is too large")

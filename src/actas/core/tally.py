@@ -131,9 +131,7 @@ def _area_value(code: str, name: str, row: list[int], mesas: int, registered: in
     }
 
 
-def results_files(
-    tallies: Sequence[Tally], binding: Binding, conflicts: Sequence[ConflictRecord]
-) -> dict[str, bytes]:
+def results_files(tallies: Sequence[Tally], binding: Binding, conflicts: Sequence[ConflictRecord]) -> dict[str, bytes]:
     """The published results files (path → canonical bytes): per contest, one national file and one per level."""
     files: dict[str, bytes] = {}
     if not tallies:
@@ -153,10 +151,8 @@ def results_files(
             "v": 1,
         }
         national = _area_value("", election.title, tally.national(), total_mesas, total_registered)
-        listed = [
-            {"leaves": list(c.leaves), "mesa": c.mesa} for c in conflicts if c.contest == tally.contest.id
-        ]
-        files[f"results/{tally.contest.id}/national.json"] = canonical.encode(
+        listed = [{"leaves": list(c.leaves), "mesa": c.mesa} for c in conflicts if c.contest == tally.contest.id]
+        files[f"results/{tally.contest.id}/national.json"] = canonical.encode_decoded(
             {**header, "areas": [national], "conflicts": listed, "level": "national"}
         )
         for level, level_name in enumerate(election.levels):
@@ -165,7 +161,7 @@ def results_files(
                 for i, area in enumerate(election.areas)
                 if area.level == level
             ]
-            files[f"results/{tally.contest.id}/{level_name}.json"] = canonical.encode(
+            files[f"results/{tally.contest.id}/{level_name}.json"] = canonical.encode_decoded(
                 {**header, "areas": areas, "level": level_name}
             )
     return files

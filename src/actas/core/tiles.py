@@ -91,12 +91,7 @@ def parse_tile_path(path: str) -> TileCoord:
     for i, element in enumerate(rest):
         last = i == len(rest) - 1
         digits = element if last else element[1:]
-        if (
-            (not last and element[:1] != "x")
-            or len(digits) != 3
-            or not digits.isascii()
-            or not digits.isdigit()
-        ):
+        if (not last and element[:1] != "x") or len(digits) != 3 or not digits.isascii() or not digits.isdigit():
             raise MalformedError(f"tile path {path!r}: index element {element!r} is malformed")
         index = index * 1000 + int(digits)
     if index >= MAX_TREE_SIZE:
@@ -132,9 +127,7 @@ def encode_bundle(entries: Iterable[bytes]) -> bytes:
     out = bytearray()
     for i, entry in enumerate(entries):
         if len(entry) > MAX_ENTRY_SIZE:
-            raise MalformedError(
-                f"entry {i}: {len(entry)} bytes exceeds the bundle limit of {MAX_ENTRY_SIZE}"
-            )
+            raise MalformedError(f"entry {i}: {len(entry)} bytes exceeds the bundle limit of {MAX_ENTRY_SIZE}")
         out += len(entry).to_bytes(2, "big")
         out += entry
     return bytes(out)
@@ -153,9 +146,7 @@ def decode_bundle(data: bytes, width: int | None = None) -> list[bytes]:
         entries.append(bytes(data[pos + 2 : pos + 2 + n]))
         pos += 2 + n
         if width is not None and len(entries) > width:
-            raise MalformedError(
-                f"entry bundle: more than {width} entries (extra data at byte {pos - 2 - n})"
-            )
+            raise MalformedError(f"entry bundle: more than {width} entries (extra data at byte {pos - 2 - n})")
     if width is not None and len(entries) != width:
         raise MalformedError(f"entry bundle: {len(entries)} entries, expected {width} (ends at byte {end})")
     return entries
@@ -197,9 +188,7 @@ class TileBuilder:
             hashes: list[bytes] = []
             if width:
                 if read_tile is None:
-                    raise MalformedError(
-                        f"log size {size}: a read_tile callable is needed for its partial tiles"
-                    )
+                    raise MalformedError(f"log size {size}: a read_tile callable is needed for its partial tiles")
                 hashes = decode_tile(read_tile(TileCoord(level, count // TILE_WIDTH, width)), width)
             frontier = Frontier()
             frontier.extend(hashes)

@@ -44,9 +44,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (8, "conflicts", "mesas with more than one different acta listed"),
     (9, "results", "totals recomputed from the log equal the published results files"),
 )
-S_CHECKPOINT, S_ELECTION, S_TILES, S_ENTRIES, S_ELECTION_ENTRY, S_ENROLL, S_ACTAS, S_CONFLICTS, S_RESULTS = (
-    range(1, 10)
-)
+S_CHECKPOINT, S_ELECTION, S_TILES, S_ENTRIES, S_ELECTION_ENTRY, S_ENROLL, S_ACTAS, S_CONFLICTS, S_RESULTS = range(1, 10)
 LOG = "log/"  # the tiled log's place inside a bundle
 MAX_LISTED = 50  # failures kept per step; all are counted
 
@@ -80,9 +78,7 @@ class BundleResult:
     first_type: str | None = None
     enrollments: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
     # (leaf, mesa index, contest index, device key, options, null, blank, registered, entry hash prefix)
-    actas: list[tuple[int, int, int, str, tuple[int, ...], int, int, int, bytes]] = field(
-        default_factory=list
-    )
+    actas: list[tuple[int, int, int, str, tuple[int, ...], int, int, int, bytes]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -137,9 +133,7 @@ class BundleChecker:
         signed = signature_valid(parsed, self.authority)
         if isinstance(entry, ElectionEntry):
             if not signed:
-                result.failures.append(
-                    Failure(S_ELECTION_ENTRY, where, "authority signature does not verify")
-                )
+                result.failures.append(Failure(S_ELECTION_ENTRY, where, "authority signature does not verify"))
             elif leaf == 0:
                 result.election_digest = entry.digest
             else:
@@ -233,9 +227,7 @@ class Report:
             ],
             "failures": [{"step": f.step, "where": f.where, "message": f.message} for f in self.failures],
             "since": self.since,
-            "conflicts": [
-                {"mesa": c.mesa, "contest": c.contest, "leaves": list(c.leaves)} for c in self.conflicts
-            ],
+            "conflicts": [{"mesa": c.mesa, "contest": c.contest, "leaves": list(c.leaves)} for c in self.conflicts],
             "counts": dict(self.counts),
             "national": self.national,
         }
@@ -282,7 +274,7 @@ class Verification:
             report.fail(failure)
         for kind, count in result.counts.items():
             report.counts[kind] = report.counts.get(kind, 0) + count
-        if result.index == 0:
+        if result.index == 0 and self.start == 0:  # after --since, entry 0 was checked in an earlier run
             if result.first_type != "ElectionEntry":
                 report.fail(Failure(S_ELECTION_ENTRY, "entry 0", "entry 0 is not an election entry"))
             state.election_digest = result.election_digest
@@ -298,9 +290,7 @@ class Verification:
             state.enrolled.setdefault(device, set()).update(mesas)
         for leaf, mesa, contest, device, options, null, blank, registered, prefix in result.actas:
             if mesa not in state.enrolled.get(device, ()):
-                message = (
-                    f"acta for mesa {self.election.mesa_id(mesa)!r}: signed by a key not enrolled for it"
-                )
+                message = f"acta for mesa {self.election.mesa_id(mesa)!r}: signed by a key not enrolled for it"
                 report.fail(Failure(S_ACTAS, f"entry {leaf}", message))
                 continue
             first, first_hash = state.first[contest], state.first_hash[contest]
@@ -310,8 +300,13 @@ class Verification:
                 self._tallies[contest].add(mesa, options, null, blank, registered)
             elif bytes(first_hash[8 * mesa : 8 * mesa + 8]) == prefix:
                 report.fail(Failure(S_ENTRIES, f"entry {leaf}", f"duplicate of entry {first[mesa]}"))
+            elif prefix in state.conflict_hashes.get((mesa, contest), ()):  # a repeat of a later acta
+                later = state.conflict_hashes[mesa, contest].index(prefix)
+                earlier = state.conflicts[mesa, contest][1 + later]
+                report.fail(Failure(S_ENTRIES, f"entry {leaf}", f"duplicate of entry {earlier}"))
             else:
                 state.conflicts.setdefault((mesa, contest), [first[mesa]]).append(leaf)
+                state.conflict_hashes.setdefault((mesa, contest), []).append(prefix)
 
     def _compare_tile(self, coord: TileCoord, data: bytes) -> None:
         path = LOG + tile_path(coord)
@@ -352,16 +347,10 @@ class Verification:
         for tally in self._tallies:
             report.national[tally.contest.id] = tally.national()
         report.reached = S_RESULTS
-        final = set(tiles_for_size(self.checkpoint.size))
-        state.edge = (
-            {
-                tile_path(coord): data
-                for coord, data in self._edge.values()
-                if coord.width < TILE_WIDTH and coord in final
-            }
-            if self._edge
-            else state.edge
-        )
+        # The right edge at this size: tiles this run made, and the earlier edge of levels it did not touch.
+        edge = {**state.edge, **{tile_path(coord): data for coord, data in self._edge.values()}}
+        final = (tile_path(c) for c in tiles_for_size(self.checkpoint.size) if c.level >= 0 and c.is_partial)
+        state.edge = {path: edge[path] for path in final if path in edge}
         state.size, state.root_hash = self.checkpoint.size, self.checkpoint.root_hash
         state.rows = [tally.rows for tally in self._tallies]
         state.counts = dict(report.counts)
@@ -384,11 +373,7 @@ def _consistent(reader: BundleReader, old: Checkpoint, new: Checkpoint) -> str |
     if old.size > new.size:
         return f"--since checkpoint has {old.size} entries, more than this one's {new.size}"
     if old.size == 0:
-        return (
-            None
-            if old.root_hash == merkle.EMPTY_ROOT
-            else "--since checkpoint of size 0 has a non-empty root"
-        )
+        return None if old.root_hash == merkle.EMPTY_ROOT else "--since checkpoint of size 0 has a non-empty root"
 
     def read_tile(coord: TileCoord) -> bytes:
         return reader.read(LOG + tile_path(coord))
@@ -442,7 +427,10 @@ def verify_bundle(
             report.fail(Failure(S_TILES, "log/checkpoint", problem))
         elif load_state is not None:
             state = load_state(old, election)
-            if state is not None and (state.size, state.root_hash) != (old.size, old.root_hash):
+            needed = {tile_path(c) for c in tiles_for_size(old.size) if c.level >= 0 and c.is_partial}
+            if state is not None and (
+                (state.size, state.root_hash) != (old.size, old.root_hash) or not needed <= state.edge.keys()
+            ):
                 state = None
         report.since = old.size if state is not None else None
     verification = Verification(reader, election, checkpoint, report, state)

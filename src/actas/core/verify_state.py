@@ -18,7 +18,7 @@ from actas.core.b64 import b64decode, b64encode
 from actas.core.election import Election
 from actas.errors import MalformedError
 
-STATE_VERSION = 1
+STATE_VERSION = 2  # 2: leaf-hash prefixes of conflicting actas
 
 
 @dataclass
@@ -33,6 +33,7 @@ class VerifiedState:
     first_hash: list[bytearray] = field(default_factory=list)  # per contest: 8-byte leaf-hash prefixes
     rows: list[array[int]] = field(default_factory=list)  # per contest: Tally.rows
     conflicts: dict[tuple[int, int], list[int]] = field(default_factory=dict)
+    conflict_hashes: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)  # prefixes, leaves[1:]
     edge: dict[str, bytes] = field(default_factory=dict)  # tile path → right-edge partial tile at size
     counts: dict[str, int] = field(default_factory=dict)
     election_digest: bytes | None = None
@@ -59,7 +60,10 @@ class VerifiedState:
             "first": [b64encode(a.tobytes()) for a in self.first],
             "first_hash": [b64encode(bytes(b)) for b in self.first_hash],
             "rows": [b64encode(a.tobytes()) for a in self.rows],
-            "conflicts": [[m, c, leaves] for (m, c), leaves in sorted(self.conflicts.items())],
+            "conflicts": [
+                [m, c, leaves, [b64encode(h) for h in self.conflict_hashes.get((m, c), [])]]
+                for (m, c), leaves in sorted(self.conflicts.items())
+            ],
             "edge": {path: b64encode(data) for path, data in sorted(self.edge.items())},
             "counts": dict(sorted(self.counts.items())),
             "logged_election": self.election_digest.hex() if self.election_digest is not None else None,
@@ -91,7 +95,11 @@ class VerifiedState:
                 first=[q(t, n) for t in value["first"]],
                 first_hash=[bytearray(b64decode(t, "state", 8 * n)) for t in value["first_hash"]],
                 rows=[q(t) for t in value["rows"]],
-                conflicts={(int(m), int(c)): list(leaves) for m, c, leaves in value["conflicts"]},
+                conflicts={(int(m), int(c)): list(leaves) for m, c, leaves, _ in value["conflicts"]},
+                conflict_hashes={
+                    (int(m), int(c)): [b64decode(h, "state.conflicts", 8) for h in hashes]
+                    for m, c, _, hashes in value["conflicts"]
+                },
                 edge={path: b64decode(text, "state.edge") for path, text in value["edge"].items()},
                 counts=dict(value["counts"]),
                 election_digest=bytes.fromhex(logged) if logged is not None else None,

@@ -50,8 +50,6 @@ def mesa_proof(data: DataDir, mesa: str, contest: str | None = None) -> MesaProo
         except FileNotFoundError:
             raise FetchError(f"{tile_path(coord)}: missing") from None
 
-    hashes = merkle.inclusion_proof(
-        index, checkpoint.size, perfect_hash_from_tiles(read_tile, checkpoint.size)
-    )
+    hashes = merkle.inclusion_proof(index, checkpoint.size, perfect_hash_from_tiles(read_tile, checkpoint.size))
     proof = TlogProof(index=index, proof_hashes=tuple(hashes), checkpoint_note=checkpoint_bytes, extra=None)
     return MesaProof(index, entry, proof.encode())

@@ -55,9 +55,7 @@ class TiledLog:
             # The right-edge tiles are missing or damaged: derive them again from the entries.
             builder = TileBuilder(0, self._read_tile)
             for start in range(0, size, REBUILD_STEP):
-                builder.append(
-                    [merkle.leaf_hash(e) for e in self.store.read(start, min(size, start + REBUILD_STEP))]
-                )
+                builder.append([merkle.leaf_hash(e) for e in self.store.read(start, min(size, start + REBUILD_STEP))])
             return builder
 
     def _read_tile(self, coord: TileCoord) -> bytes:

@@ -40,9 +40,7 @@ def check_one(data: bytes, election: Election, authority: Verifier) -> Checked:
             findings = check_rules(entry.acta, election)
             broken = errors_of(findings)
             if broken:
-                raise RuleError(
-                    "; ".join(f"{f.rule}: {f.message}" for f in broken), tuple(f.rule for f in broken)
-                )
+                raise RuleError("; ".join(f"{f.rule}: {f.message}" for f in broken), tuple(f.rule for f in broken))
             warnings = tuple(f"{f.rule}: {f.message}" for f in findings if f.severity == "warning")
             acta = entry.acta
             new = NewEntry(data, entry_hash, "acta", mesa=acta.mesa, contest=acta.contest)
@@ -56,9 +54,7 @@ def check_one(data: bytes, election: Election, authority: Verifier) -> Checked:
             return Checked(NewEntry(data, entry_hash, "enroll", device=entry.device, mesas=entry.mesas), None)
         assert isinstance(entry, ElectionEntry)
         if entry.origin != election.origin or entry.digest != election.digest:
-            raise MalformedError(
-                "election entry: origin or digest differs from this log's election definition"
-            )
+            raise MalformedError("election entry: origin or digest differs from this log's election definition")
         return Checked(NewEntry(data, entry_hash, "election"), None)
     except ActasError as exc:
         return Checked(None, exc)

@@ -49,9 +49,7 @@ class LogWriter:
         workers: int = 0,
     ) -> None:
         if authority.name != election.origin:
-            raise MalformedError(
-                f"authority key name {authority.name!r} must equal the origin {election.origin!r}"
-            )
+            raise MalformedError(f"authority key name {authority.name!r} must equal the origin {election.origin!r}")
         self._store = store
         self._election = election
         self._authority = authority
@@ -79,9 +77,7 @@ class LogWriter:
     def bootstrap(self) -> None:
         """Log the election entry as entry 0 if the log is empty."""
         if self._store.size() == 0:
-            result = self.append(
-                [election_entry(self._election.origin, self._election.digest, self._authority)]
-            )
+            result = self.append([election_entry(self._election.origin, self._election.digest, self._authority)])
             if result[0].status != "appended":
                 raise StorageError(f"cannot log the election entry: {result[0].error}")
 
@@ -92,16 +88,20 @@ class LogWriter:
         chunks = [submissions[i : i + CHUNK] for i in range(0, len(submissions), CHUNK)]
         return [checked for part in self._executor.map(check_chunk, chunks) for checked in part]
 
-    def append(
-        self, submissions: Sequence[bytes], progress: Callable[[int], None] | None = None
-    ) -> list[AppendResult]:
+    def append(self, submissions: Sequence[bytes], progress: Callable[[int], None] | None = None) -> list[AppendResult]:
         """Check, deduplicate and append submissions; integrate tiles; sign a new checkpoint."""
         checked = self._check(submissions)
         existing = self._store.find_hashes([c.entry.entry_hash for c in checked if c.entry is not None])
         results: list[AppendResult] = []
         batch: list[NewEntry] = []
         pending_hashes: dict[bytes, int] = {}
-        pending_mesas: dict[tuple[str, str], list[int]] = {}
+        pending_mesas = self._store.mesa_indexes_many(
+            [
+                (c.entry.mesa, c.entry.contest)
+                for c in checked
+                if c.entry is not None and c.entry.mesa and c.entry.contest
+            ]
+        )
         base = self._store.size()
         for item in checked:
             entry = item.entry
@@ -130,10 +130,7 @@ class LogWriter:
                     results.append(AppendResult("rejected", error=err))
                     continue
                 key = (entry.mesa, entry.contest)
-                before = pending_mesas.get(key)
-                if before is None:
-                    before = self._store.mesa_indexes(entry.mesa, entry.contest)
-                    pending_mesas[key] = before
+                before = pending_mesas.setdefault(key, [])
                 if before:
                     status, others = "conflict", tuple(before)
                 before.append(index)

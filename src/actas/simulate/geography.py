@@ -52,9 +52,7 @@ DEFAULT_ORIGIN = "results.example.org/ve-2024-sim"
 
 CANDIDATES = tuple(f"Candidatura {letter}" for letter in "ABCDEFGHIJ")
 # Ballot order of the 38 tickets, as the index of the candidate each counts for.
-TICKET_LAYOUT = (
-    (0,) * 13 + (1,) * 4 + (2,) * 4 + (3,) * 3 + (4,) * 3 + (5,) * 3 + (6,) * 3 + (7,) * 3 + (8, 9)
-)
+TICKET_LAYOUT = (0,) * 13 + (1,) * 4 + (2,) * 4 + (3,) * 3 + (4,) * 3 + (5,) * 3 + (6,) * 3 + (7,) * 3 + (8, 9)
 DEFAULT_RULES: tuple[dict[str, Any], ...] = (
     {"id": "registered-matches", "severity": "error", "check": "registered_matches_definition"},
     {"id": "turnout-high", "severity": "warning", "check": "turnout_at_most", "percent": 95},
@@ -93,9 +91,7 @@ def _child_codes(parent_codes: list[str], counts: Counts, min_width: int) -> lis
     """Codes of children: the parent's code followed by the 1-based ordinal, zero-padded."""
     width = max(min_width, len(str(int(counts.max()))))
     return [
-        f"{code}{k:0{width}d}"
-        for code, n in zip(parent_codes, counts.tolist(), strict=True)
-        for k in range(1, n + 1)
+        f"{code}{k:0{width}d}" for code, n in zip(parent_codes, counts.tolist(), strict=True) for k in range(1, n + 1)
     ]
 
 
@@ -135,10 +131,7 @@ def generate_value(mesas: int, seed: int, origin: str = DEFAULT_ORIGIN) -> dict[
     mesa_width = max(2, len(str(int(mesas_per_centre.max()))))
     kinds = rng.integers(0, len(_CENTRE_KINDS), n_centres).tolist()
 
-    centres = [
-        {"code": c, "name": f"{_CENTRE_KINDS[k]} Centro {c}"}
-        for c, k in zip(centre_codes, kinds, strict=True)
-    ]
+    centres = [{"code": c, "name": f"{_CENTRE_KINDS[k]} Centro {c}"} for c, k in zip(centre_codes, kinds, strict=True)]
     parishes = _nest(parish_codes, "Parroquia", centres, centres_per_parish)
     munis = _nest(muni_codes, "Municipio", parishes, parishes_per_muni)
     states = _nest(state_codes, "Estado", munis, munis_per_state)
@@ -163,9 +156,7 @@ def generate_value(mesas: int, seed: int, origin: str = DEFAULT_ORIGIN) -> dict[
     }
 
 
-def _nest(
-    codes: list[str], kind: str, children: list[dict[str, Any]], counts: Counts
-) -> list[dict[str, Any]]:
+def _nest(codes: list[str], kind: str, children: list[dict[str, Any]], counts: Counts) -> list[dict[str, Any]]:
     """Build area values for codes, handing out ``children`` in order by ``counts``."""
     out: list[dict[str, Any]] = []
     start = 0

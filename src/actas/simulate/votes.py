@@ -154,9 +154,7 @@ def count_chunks(
         turnout = np.clip(muni_turnout[muni] + rng.normal(0.0, TURNOUT_MESA_SD, hi - lo), 0.2, 0.95)
         voters = rng.binomial(reg, turnout)
         null = rng.binomial(voters, np.clip(rng.normal(NULL_RATE, NULL_RATE / 3, hi - lo), 0.0, 0.05))
-        blank = rng.binomial(
-            voters - null, np.clip(rng.normal(BLANK_RATE, BLANK_RATE / 3, hi - lo), 0.0, 0.03)
-        )
+        blank = rng.binomial(voters - null, np.clip(rng.normal(BLANK_RATE, BLANK_RATE / 3, hi - lo), 0.0, 0.03))
         prefs = _dirichlet(rng, muni_prefs[muni] * CONCENTRATION_MESA)
         per_option = rng.multinomial(voters - null - blank, prefs)
         tickets = np.zeros((hi - lo, len(chosen.tickets)), dtype=np.int64)

@@ -56,6 +56,10 @@ class LogStore(Protocol):
         """Leaf indexes of every acta stored for a mesa and contest, ascending."""
         ...
 
+    def mesa_indexes_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+        """mesa_indexes for many (mesa, contest) keys at once; keys without actas are absent."""
+        ...
+
     def enrollments(self) -> Iterator[tuple[str, str]]:
         """Every (device key, mesa) pair enrolled, in log order."""
         ...

@@ -43,6 +43,10 @@ class MemoryLogStore:
         """Leaf indexes of the actas of a mesa and contest."""
         return list(self._mesas.get((mesa, contest), []))
 
+    def mesa_indexes_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+        """Leaf indexes of the actas of many mesas and contests."""
+        return {key: list(self._mesas[key]) for key in keys if key in self._mesas}
+
     def enrollments(self) -> Iterator[tuple[str, str]]:
         """Every (device, mesa) enrollment pair in log order."""
         return iter(list(self._enrollments))

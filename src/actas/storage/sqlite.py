@@ -46,9 +46,7 @@ class SqliteLogStore:
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open log database: {exc}") from None
         if row[0] != row[1]:
-            raise StorageError(
-                f"{path}: entry indexes are not contiguous ({row[1]} entries, max {row[0] - 1})"
-            )
+            raise StorageError(f"{path}: entry indexes are not contiguous ({row[1]} entries, max {row[0] - 1})")
         self._size = int(row[0])
 
     def size(self) -> int:
@@ -64,9 +62,7 @@ class SqliteLogStore:
             for i, e in enumerate(entries)
             if e.mesa is not None and e.contest is not None
         ]
-        enrollments = [
-            (start + i, e.device, mesa) for i, e in enumerate(entries) if e.device for mesa in e.mesas
-        ]
+        enrollments = [(start + i, e.device, mesa) for i, e in enumerate(entries) if e.device for mesa in e.mesas]
         try:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.executemany("INSERT INTO entries VALUES (?, ?, ?, ?)", rows)
@@ -81,9 +77,7 @@ class SqliteLogStore:
 
     def read(self, start: int, stop: int) -> list[bytes]:
         """Entries with index in [start, stop)."""
-        cursor = self._db.execute(
-            "SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop)
-        )
+        cursor = self._db.execute("SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop))
         return [bytes(row[0]) for row in cursor]
 
     def find_hashes(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
@@ -93,18 +87,32 @@ class SqliteLogStore:
         for offset in range(0, len(unique), 500):
             chunk = unique[offset : offset + 500]
             marks = ",".join("?" * len(chunk))
-            for idx, entry_hash in self._db.execute(
-                f"SELECT idx, hash FROM entries WHERE hash IN ({marks})", chunk
-            ):
+            for idx, entry_hash in self._db.execute(f"SELECT idx, hash FROM entries WHERE hash IN ({marks})", chunk):
                 found.setdefault(bytes(entry_hash), int(idx))
         return found
 
     def mesa_indexes(self, mesa: str, contest: str) -> list[int]:
         """Leaf indexes of the actas of a mesa and contest."""
-        cursor = self._db.execute(
-            "SELECT idx FROM actas WHERE mesa = ? AND contest = ? ORDER BY idx", (mesa, contest)
-        )
+        cursor = self._db.execute("SELECT idx FROM actas WHERE mesa = ? AND contest = ? ORDER BY idx", (mesa, contest))
         return [int(row[0]) for row in cursor]
+
+    def mesa_indexes_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
+        """Leaf indexes of the actas of many mesas and contests (one query per 500 mesas)."""
+        wanted = set(keys)
+        mesas = sorted({mesa for mesa, _ in wanted})
+        found: dict[tuple[str, str], list[int]] = {}
+        for offset in range(0, len(mesas), 500):
+            chunk = mesas[offset : offset + 500]
+            marks = ",".join("?" * len(chunk))
+            cursor = self._db.execute(
+                f"SELECT mesa, contest, idx FROM actas WHERE mesa IN ({marks}) ORDER BY mesa, contest, idx",
+                chunk,
+            )
+            for mesa, contest, idx in cursor:
+                key = (str(mesa), str(contest))
+                if key in wanted:
+                    found.setdefault(key, []).append(int(idx))
+        return found
 
     def enrollments(self) -> Iterator[tuple[str, str]]:
         """Every (device, mesa) enrollment pair in log order."""
