@@ -30,7 +30,7 @@ from actas.core.tiles import (
     tile_path,
     tiles_for_size,
 )
-from actas.core.verify_state import VerifiedState
+from actas.core.verify_state import VerifiedState, device_digest
 from actas.errors import ActasError
 
 STEPS: tuple[tuple[int, str, str], ...] = (
@@ -76,9 +76,9 @@ class BundleResult:
     failures: list[Failure] = field(default_factory=list)
     election_digest: bytes | None = None
     first_type: str | None = None
-    enrollments: list[tuple[str, tuple[int, ...]]] = field(default_factory=list)
-    # (leaf, mesa index, contest index, device key, options, null, blank, registered, entry hash prefix)
-    actas: list[tuple[int, int, int, str, tuple[int, ...], int, int, int, bytes]] = field(default_factory=list)
+    enrollments: list[tuple[bytes, tuple[int, ...]]] = field(default_factory=list)  # (device digest, mesas)
+    # (leaf, mesa index, contest index, device digest, options, null, blank, registered, entry hash prefix)
+    actas: list[tuple[int, int, int, bytes, tuple[int, ...], int, int, int, bytes]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
 
 
@@ -147,7 +147,7 @@ class BundleChecker:
             elif any(m is None for m in mesas):
                 result.failures.append(Failure(S_ENROLL, where, "names a mesa not in the definition"))
             else:
-                result.enrollments.append((entry.device, tuple(m for m in mesas if m is not None)))
+                result.enrollments.append((device_digest(entry.device), tuple(m for m in mesas if m is not None)))
         else:
             assert isinstance(entry, ActaEntry)
             acta = entry.acta
@@ -166,7 +166,7 @@ class BundleChecker:
                 leaf,
                 mesa,
                 self._contests[acta.contest],
-                acta.device,
+                device_digest(acta.device),
                 acta.options,
                 acta.null,
                 acta.blank,
@@ -287,9 +287,10 @@ class Verification:
             if coord in self._wanted:
                 self._compare_tile(coord, data)
         for device, mesas in result.enrollments:
-            state.enrolled.setdefault(device, set()).update(mesas)
+            for mesa in mesas:
+                state.enroll(mesa, device)
         for leaf, mesa, contest, device, options, null, blank, registered, prefix in result.actas:
-            if mesa not in state.enrolled.get(device, ()):
+            if not state.is_enrolled(mesa, device):
                 message = f"acta for mesa {self.election.mesa_id(mesa)!r}: signed by a key not enrolled for it"
                 report.fail(Failure(S_ACTAS, f"entry {leaf}", message))
                 continue

@@ -8,6 +8,7 @@ after a consistency proof from it to the new one has verified.
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from array import array
 from dataclasses import dataclass, field
@@ -18,7 +19,14 @@ from actas.core.b64 import b64decode, b64encode
 from actas.core.election import Election
 from actas.errors import MalformedError
 
-STATE_VERSION = 2  # 2: leaf-hash prefixes of conflicting actas
+STATE_VERSION = 3  # 2: leaf-hash prefixes of conflicting actas; 3: enrolled devices per mesa as digests
+DIGEST = 16
+_NONE = bytes(DIGEST)
+
+
+def device_digest(device: str) -> bytes:
+    """A device key string's 16-byte identity in the verifier's tables (SHA-256 prefix)."""
+    return hashlib.sha256(device.encode("utf-8")).digest()[:DIGEST]
 
 
 @dataclass
@@ -28,7 +36,10 @@ class VerifiedState:
     election: Election
     size: int = 0
     root_hash: bytes = b""
-    enrolled: dict[str, set[int]] = field(default_factory=dict)
+    # The enrolled device of each mesa as a 16-byte digest (zeros: none), so 1 M mesas cost 16 MB; a mesa
+    # with more than one enrolled device keeps the others in ``extra_devices``.
+    mesa_device: bytearray = field(default_factory=bytearray)
+    extra_devices: dict[int, set[bytes]] = field(default_factory=dict)
     first: list[array[int]] = field(default_factory=list)  # per contest: leaf of each mesa's counted acta, -1
     first_hash: list[bytearray] = field(default_factory=list)  # per contest: 8-byte leaf-hash prefixes
     rows: list[array[int]] = field(default_factory=list)  # per contest: Tally.rows
@@ -44,9 +55,24 @@ class VerifiedState:
         n = election.mesa_count
         return cls(
             election,
+            mesa_device=bytearray(DIGEST * n),
             first=[array("q", [-1]) * n for _ in election.contests],
             first_hash=[bytearray(8 * n) for _ in election.contests],
         )
+
+    def enroll(self, mesa: int, device: bytes) -> None:
+        """Record that a device (by digest) may sign for a mesa."""
+        at = DIGEST * mesa
+        current = bytes(self.mesa_device[at : at + DIGEST])
+        if current == _NONE:
+            self.mesa_device[at : at + DIGEST] = device
+        elif current != device:
+            self.extra_devices.setdefault(mesa, set()).add(device)
+
+    def is_enrolled(self, mesa: int, device: bytes) -> bool:
+        """Whether a device (by digest) was enrolled for a mesa."""
+        at = DIGEST * mesa
+        return self.mesa_device[at : at + DIGEST] == device or device in self.extra_devices.get(mesa, ())
 
     def to_bytes(self) -> bytes:
         """Compressed canonical JSON."""
@@ -56,7 +82,8 @@ class VerifiedState:
             "election": self.election.digest.hex(),
             "size": self.size,
             "root": b64encode(self.root_hash),
-            "enrolled": {device: sorted(mesas) for device, mesas in self.enrolled.items()},
+            "mesa_device": b64encode(bytes(self.mesa_device)),
+            "extra_devices": [[m, sorted(b64encode(d) for d in ds)] for m, ds in sorted(self.extra_devices.items())],
             "first": [b64encode(a.tobytes()) for a in self.first],
             "first_hash": [b64encode(bytes(b)) for b in self.first_hash],
             "rows": [b64encode(a.tobytes()) for a in self.rows],
@@ -91,7 +118,8 @@ class VerifiedState:
                 election,
                 size=int(value["size"]),
                 root_hash=b64decode(value["root"], "state.root", 32),
-                enrolled={d: set(m) for d, m in value["enrolled"].items()},
+                mesa_device=bytearray(b64decode(value["mesa_device"], "state", DIGEST * n)),
+                extra_devices={int(m): {b64decode(d, "state") for d in ds} for m, ds in value["extra_devices"]},
                 first=[q(t, n) for t in value["first"]],
                 first_hash=[bytearray(b64decode(t, "state", 8 * n)) for t in value["first_hash"]],
                 rows=[q(t) for t in value["rows"]],
