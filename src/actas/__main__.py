@@ -1,0 +1,5 @@
+"""``python -m actas``: the same as the ``actas`` command."""
+
+from actas.cli.main import main
+
+main()
