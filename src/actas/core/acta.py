@@ -140,14 +140,14 @@ def check_rules(acta: Acta, election: Election) -> list[Finding]:
             )
         )
         return findings
-    negative = [
-        name
-        for name, value in (("registered", acta.registered), ("null", acta.null), ("blank", acta.blank))
-        if value < 0
-    ]
-    negative += [f"tickets[{i}]" for i, value in enumerate(acta.tickets) if value < 0]
-    negative += [f"options[{i}]" for i, value in enumerate(acta.options) if value < 0]
-    if negative:
+    if min(acta.registered, acta.null, acta.blank, min(acta.tickets), min(acta.options)) < 0:
+        negative = [
+            name
+            for name, value in (("registered", acta.registered), ("null", acta.null), ("blank", acta.blank))
+            if value < 0
+        ]
+        negative += [f"tickets[{i}]" for i, value in enumerate(acta.tickets) if value < 0]
+        negative += [f"options[{i}]" for i, value in enumerate(acta.options) if value < 0]
         findings.append(Finding(RULE_NON_NEGATIVE, "error", "negative count in " + ", ".join(negative)))
     derived = option_totals(acta.tickets, contest)
     if derived != acta.options:
