@@ -25,6 +25,7 @@ LAYERS = {
     "service": 4,
     "cli": 5,
     "demo": 4,
+    "__main__": 6,
 }
 # Sibling edges the design allows: the simulator appends through the same sequencer ingest uses.
 ALLOWED_SIBLINGS = {("simulate", "log")}

@@ -173,7 +173,7 @@ def test_since_inside_the_first_entry_bundle(small: History, tmp_path: Path) -> 
     report = verify(DirectoryReader(small.bundles[1]), KEY, workers=0, since=small.checkpoint(0), state_dir=states)
     assert report.ok, describe(report)
     assert report.since == small.sizes[0]
-    assert report.counts == {"ElectionEntry": 1, "EnrollEntry": small.election.mesa_count, "ActaEntry": 8}
+    assert report.counts == {"election": 1, "enroll": small.election.mesa_count, "acta": 8}
 
 
 def test_without_saved_state_everything_is_read(history: History, tmp_path: Path) -> None:

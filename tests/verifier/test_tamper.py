@@ -128,7 +128,7 @@ def test_untampered_copy_verifies(published: Published, bundle: Path) -> None:
     assert report.reached == len(STEPS)
     assert report.failures == []
     assert report.conflicts == []
-    assert report.counts == {"ElectionEntry": 1, "EnrollEntry": MESAS, "ActaEntry": MESAS}
+    assert report.counts == {"election": 1, "enroll": MESAS, "acta": MESAS}
 
 
 @pytest.mark.parametrize("position", POSITIONS)

@@ -12,7 +12,7 @@ import click
 from actas.cli.output import console, out, progress_bar
 from actas.cli.render import print_national, print_report
 from actas.core.keys import Verifier
-from actas.errors import ActasError, KeyFormatError
+from actas.errors import ActasError, KeyFormatError, ProofError, SignatureError
 from actas.storage.layout import DataDir
 from actas.verifier.readers import open_reader
 from actas.verifier.runner import verify as run_verify
@@ -193,7 +193,11 @@ def verify_proof(proof_file: Path, entry_file: Path, key: str) -> None:
 
     authority = load_verifier(key)
     parsed = TlogProof.parse(proof_file.read_bytes())
-    checkpoint = parsed.verify(entry_file.read_bytes(), authority)
+    try:
+        checkpoint = parsed.verify(entry_file.read_bytes(), authority)
+    except (ProofError, SignatureError) as exc:
+        console.print(f"[red]FAILED[/red] ({exc.code}): {exc}")
+        sys.exit(EXIT_FAILED)
     out.print(f"ok: entry {parsed.index} is in {checkpoint.origin} at tree size {checkpoint.size}")
 
 

@@ -15,6 +15,7 @@ from typing import Protocol
 
 from actas.core import merkle
 from actas.core.acta import check_rules, errors_of
+from actas.core.b64 import b64encode
 from actas.core.election import Election
 from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entry, signature_valid
 from actas.core.keys import Verifier
@@ -45,6 +46,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (9, "results", "totals recomputed from the log equal the published results files"),
 )
 S_CHECKPOINT, S_ELECTION, S_TILES, S_ENTRIES, S_ELECTION_ENTRY, S_ENROLL, S_ACTAS, S_CONFLICTS, S_RESULTS = range(1, 10)
+_KIND = {ElectionEntry: "election", EnrollEntry: "enroll", ActaEntry: "acta"}
 LOG = "log/"  # the tiled log's place inside a bundle
 MAX_LISTED = 50  # failures kept per step; all are counted
 
@@ -76,7 +78,8 @@ class BundleResult:
     failures: list[Failure] = field(default_factory=list)
     election_digest: bytes | None = None
     first_type: str | None = None
-    enrollments: list[tuple[bytes, tuple[int, ...]]] = field(default_factory=list)  # (device digest, mesas)
+    # (leaf, device digest, mesas)
+    enrollments: list[tuple[int, bytes, tuple[int, ...]]] = field(default_factory=list)
     # (leaf, mesa index, contest index, device digest, options, null, blank, registered, entry hash prefix)
     actas: list[tuple[int, int, int, bytes, tuple[int, ...], int, int, int, bytes]] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -126,7 +129,7 @@ class BundleChecker:
             result.failures.append(Failure(S_ENTRIES, where, str(exc)))
             return
         entry = parsed.entry
-        kind = type(entry).__name__
+        kind = _KIND[type(entry)]
         result.counts[kind] = result.counts.get(kind, 0) + 1
         if leaf == 0:
             result.first_type = kind
@@ -134,6 +137,8 @@ class BundleChecker:
         if isinstance(entry, ElectionEntry):
             if not signed:
                 result.failures.append(Failure(S_ELECTION_ENTRY, where, "authority signature does not verify"))
+            elif entry.origin != self.election.origin:
+                result.failures.append(Failure(S_ELECTION_ENTRY, where, f"for another election {entry.origin!r}"))
             elif leaf == 0:
                 result.election_digest = entry.digest
             else:
@@ -147,7 +152,8 @@ class BundleChecker:
             elif any(m is None for m in mesas):
                 result.failures.append(Failure(S_ENROLL, where, "names a mesa not in the definition"))
             else:
-                result.enrollments.append((device_digest(entry.device), tuple(m for m in mesas if m is not None)))
+                known = tuple(m for m in mesas if m is not None)
+                result.enrollments.append((leaf, device_digest(entry.device), known))
         else:
             assert isinstance(entry, ActaEntry)
             acta = entry.acta
@@ -214,7 +220,7 @@ class Report:
         return {
             "ok": self.ok,
             "origin": self.origin,
-            "checkpoint": {"size": self.size, "root": self.root_hash.hex()},
+            "checkpoint": {"size": self.size, "root": b64encode(self.root_hash)},
             "steps": [
                 {
                     "number": number,
@@ -275,7 +281,7 @@ class Verification:
         for kind, count in result.counts.items():
             report.counts[kind] = report.counts.get(kind, 0) + count
         if result.index == 0 and self.start == 0:  # after --since, entry 0 was checked in an earlier run
-            if result.first_type != "ElectionEntry":
+            if result.first_type != "election":
                 report.fail(Failure(S_ELECTION_ENTRY, "entry 0", "entry 0 is not an election entry"))
             state.election_digest = result.election_digest
         hashes = [result.leaf_hashes[i : i + 32] for i in range(0, len(result.leaf_hashes), 32)]
@@ -286,10 +292,14 @@ class Verification:
             self._edge[coord.level] = (coord, data)
             if coord in self._wanted:
                 self._compare_tile(coord, data)
-        for device, mesas in result.enrollments:
-            for mesa in mesas:
-                state.enroll(mesa, device)
+        # Enrollments take effect in log order: an acta counts only if its key was enrolled by an earlier entry.
+        enrollments = iter(result.enrollments)
+        pending = next(enrollments, None)
         for leaf, mesa, contest, device, options, null, blank, registered, prefix in result.actas:
+            while pending is not None and pending[0] < leaf:
+                for enrolled in pending[2]:
+                    state.enroll(enrolled, pending[1])
+                pending = next(enrollments, None)
             if not state.is_enrolled(mesa, device):
                 message = f"acta for mesa {self.election.mesa_id(mesa)!r}: signed by a key not enrolled for it"
                 report.fail(Failure(S_ACTAS, f"entry {leaf}", message))
@@ -308,6 +318,11 @@ class Verification:
             else:
                 state.conflicts.setdefault((mesa, contest), [first[mesa]]).append(leaf)
                 state.conflict_hashes.setdefault((mesa, contest), []).append(prefix)
+
+        while pending is not None:
+            for enrolled in pending[2]:
+                state.enroll(enrolled, pending[1])
+            pending = next(enrollments, None)
 
     def _compare_tile(self, coord: TileCoord, data: bytes) -> None:
         path = LOG + tile_path(coord)

@@ -103,6 +103,7 @@ class TiledLog:
     def _sign(self) -> None:
         checkpoint = Checkpoint(self.origin, self._tiles.size, self._tiles.root())
         write_durable(self.dir / "checkpoint", sign_checkpoint(checkpoint, self.signer))
+        sync_directory(self.dir)  # the rename itself must survive a power loss
 
     def _write(self, coord: TileCoord, data: bytes) -> Path:
         # A tile's path fixes its content, so rewriting one in place after a crash writes the same bytes.
