@@ -289,3 +289,11 @@ def test_report_lists_every_step(tmp_path: Path) -> None:
     assert isinstance(steps, list)
     assert [s["number"] for s in steps] == [n for n, _, _ in STEPS]
     assert all(s["ok"] is True for s in steps)
+
+
+def test_acta_before_its_enrollment_in_the_same_bundle_fails_step_7(tmp_path: Path) -> None:
+    """Enrollment takes effect in log order, even inside one entry bundle."""
+    election_entry, *enrollments = election_and_enrollments(ELECTION)
+    early = signed_acta(ELECTION, 0)  # logged before device 0 is enrolled
+    report = run(tmp_path, [election_entry, early, *enrollments], results=False)
+    assert [f.where for f in failures_at(report, S_ACTAS)] == ["entry 1"]
