@@ -410,6 +410,7 @@ def verify_bundle(
     progress: Callable[[int, int], None] | None = None,
     since: bytes | None = None,
     load_state: StateLoader | None = None,
+    election: Election | None = None,
 ) -> tuple[Report, VerifiedState | None]:
     """Run every step over a bundle; returns the report and, when it ran to the end, the state to save.
 
@@ -428,12 +429,13 @@ def verify_bundle(
         report.reached = S_CHECKPOINT
         return report, None
     report.origin, report.size, report.root_hash = checkpoint.origin, checkpoint.size, checkpoint.root_hash
-    try:
-        election = Election.from_json(reader.read("election.json"))
-    except ActasError as exc:
-        report.fail(Failure(S_ELECTION, "election.json", str(exc)))
-        report.reached = S_ELECTION
-        return report, None
+    if election is None:  # a caller may pass the definition it already parsed from this reader
+        try:
+            election = Election.from_json(reader.read("election.json"))
+        except ActasError as exc:
+            report.fail(Failure(S_ELECTION, "election.json", str(exc)))
+            report.reached = S_ELECTION
+            return report, None
     if election.origin != checkpoint.origin:
         report.fail(Failure(S_ELECTION, "election.json", "origin differs from the checkpoint's"))
     state: VerifiedState | None = None
