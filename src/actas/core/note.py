@@ -172,8 +172,9 @@ class Checkpoint:
         for what, line in [("origin", self.origin), *(("extension line", e) for e in self.extensions)]:
             if not line:
                 raise MalformedError(f"checkpoint {what}: must be non-empty")
-            if any(ch < " " for ch in line):
-                raise MalformedError(f"checkpoint {what} {line!r}: control character or newline")
+            # Also characters other parsers treat as line breaks (U+0085, U+2028, U+2029) and C1 controls.
+            if any(ch < " " or "\x7f" <= ch <= "\x9f" or ch in "\u2028\u2029" for ch in line):
+                raise MalformedError(f"checkpoint {what} {line!r}: control character or line break")
         if isinstance(self.size, bool) or not isinstance(self.size, int) or not 0 <= self.size < MAX_TREE_SIZE:
             raise MalformedError(f"checkpoint size {self.size!r}: must be an integer in [0, 2**63)")
         if not isinstance(self.root_hash, bytes) or len(self.root_hash) != HASH_SIZE:
