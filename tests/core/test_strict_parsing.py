@@ -63,7 +63,7 @@ def test_tile_paths_with_lenient_digits_are_refused(path: str) -> None:
 
 def test_over_long_entries_are_refused() -> None:
     """An entry that cannot be length-prefixed by uint16 is refused both ways."""
-    with pytest.raises(MalformedError, match="65535|65536|long|large"):
+    with pytest.raises(MalformedError, match=r"65535|65536|long|large"):
         encode_bundle([b"x" * (MAX_ENTRY_SIZE + 1)])
     with pytest.raises(MalformedError, match="65535"):
         parse_entry(b"{" + b" " * MAX_ENTRY_SIZE + b"}")

@@ -69,7 +69,7 @@ def test_altered_file_on_the_server_is_named(served: tuple[str, Path, Verifier])
 def test_missing_file_is_a_fetch_error_with_status(served: tuple[str, Path, Verifier]) -> None:
     """A 404 becomes a FetchError naming the path and the status."""
     url, _, _ = served
-    with pytest.raises(FetchError, match="nothing.json: HTTP 404"):
+    with pytest.raises(FetchError, match=r"nothing\.json: HTTP 404"):
         HttpReader(url).read("nothing.json")
 
 
