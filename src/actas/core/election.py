@@ -36,18 +36,23 @@ Structural rules (a :class:`~actas.errors.DefinitionError` names the JSON path o
 
 The normalised value (:meth:`Election.to_value`) always spells out ``levels``, ``tickets`` and ``rules``
 and omits ``children`` of last-level areas; :attr:`Election.digest` is the SHA-256 of its canonical JSON.
-Mesas are held as columns (a list of ids, ``array('I')`` of area indices and registered counts, one
-id→index dict) so a definition of a million mesas stays compact.
+Mesas are held as columns (the ids joined in one string, ``array('I')`` of area indices and registered
+counts; see :mod:`actas.core.mesa_ids`) so a definition of a million mesas stays compact. :meth:`from_json`
+reads through a streaming fast path (:mod:`actas.core.definition_stream`) and re-parses with the strict
+parser whenever anything is off, so errors always name their path; :attr:`digest` and :meth:`to_canonical`
+stream the canonical bytes instead of building the value.
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import re
 from array import array
+from collections.abc import Iterator
 from typing import Any
 
-from actas.core import canonical
+from actas.core import canonical, definition_stream
 from actas.core.definition import (
     CHECKS,
     DEFAULT_LEVELS,
@@ -78,6 +83,8 @@ from actas.core.definition import (
     parse_rule,
     quote,
 )
+from actas.core.definition_stream import iter_areas, iter_mesas
+from actas.core.mesa_ids import MesaIds
 from actas.errors import DefinitionError
 
 __all__ = [
@@ -109,7 +116,6 @@ class Election:
         "_digest",
         "_mesa_area",
         "_mesa_ids",
-        "_mesa_index",
         "_mesa_registered",
         "areas",
         "contests",
@@ -120,11 +126,7 @@ class Election:
     )
 
     def __init__(self, value: Any) -> None:
-        root = expect_object(value, "", ("v", "origin", "title", "areas", "mesas", "contests"), ("levels", "rules"))
-        expect_int(root["v"], "v", FORMAT_VERSION, FORMAT_VERSION)
-        self.origin = parse_origin(root["origin"], "origin")
-        self.title = expect_text(root["title"], "title", 500)
-        self.levels = parse_levels(root["levels"]) if "levels" in root else DEFAULT_LEVELS
+        root = self._head(value)
         table = AreaTable(root["areas"], self.levels)
         self.areas = tuple(
             Area(code, name, level, parent, tuple(kids))
@@ -134,6 +136,19 @@ class Election:
         )
         self._area_index = table.index
         self._parse_mesas(root["mesas"], table.levels)
+        self._tail(root)
+
+    def _head(self, value: Any) -> dict[str, Any]:
+        """Check the root object and the members before ``areas``."""
+        root = expect_object(value, "", ("v", "origin", "title", "areas", "mesas", "contests"), ("levels", "rules"))
+        expect_int(root["v"], "v", FORMAT_VERSION, FORMAT_VERSION)
+        self.origin = parse_origin(root["origin"], "origin")
+        self.title = expect_text(root["title"], "title", 500)
+        self.levels = parse_levels(root["levels"]) if "levels" in root else DEFAULT_LEVELS
+        return root
+
+    def _tail(self, root: dict[str, Any]) -> None:
+        """Check the members after ``mesas``."""
         contests = []
         for i, item in enumerate(expect_list(root["contests"], "contests", 1)):
             contests.append(parse_contest(item, f"contests[{i}]"))
@@ -179,10 +194,31 @@ class Election:
             ids.append(mesa_id)
             area_col.append(area)
             registered_col.append(count)
-        self._mesa_ids = ids
-        self._mesa_index = index
+        del index
+        column = MesaIds.of(ids)
+        assert column is not None  # ids were checked distinct above
+        self._mesa_ids = column
         self._mesa_area = area_col
         self._mesa_registered = registered_col
+
+    @classmethod
+    def _from_parts(cls, parts: definition_stream.Parts) -> Election:
+        """Finish the fast path: the same checks, in the same order, on what the stream read."""
+        self = cls.__new__(cls)
+        root = self._head(parts.root)
+        last = len(self.levels) - 1
+        if not all((area.level < last) == bool(area.children) for area in parts.areas):
+            raise definition_stream.Fallback  # too deep or too shallow somewhere: let the strict parser say where
+        leaf = bytes(area.level == last for area in parts.areas)
+        if not all(map(leaf.__getitem__, parts.mesa_area)) or parts.mesa_ids is None:
+            raise definition_stream.Fallback
+        self.areas = parts.areas
+        self._area_index = parts.area_index
+        self._mesa_ids = parts.mesa_ids
+        self._mesa_area = parts.mesa_area
+        self._mesa_registered = parts.mesa_registered
+        self._tail(root)
+        return self
 
     @classmethod
     def from_value(cls, value: Any) -> Election:
@@ -192,6 +228,10 @@ class Election:
     @classmethod
     def from_json(cls, data: bytes) -> Election:
         """Parse and validate JSON text (UTF-8); floats and duplicate keys are rejected with their path."""
+        try:
+            return cls._from_parts(definition_stream.parse(data))
+        except (definition_stream.Fallback, DefinitionError):
+            pass  # not plainly valid: the strict parser names the first error, if there is one
         value = load_json(data)
         return cls(value)
 
@@ -211,7 +251,19 @@ class Election:
             {"id": m, "area": codes[a], "registered": r}
             for m, a, r in zip(self._mesa_ids, self._mesa_area, self._mesa_registered, strict=True)
         ]
-        contests = [
+        return {
+            "v": FORMAT_VERSION,
+            "origin": self.origin,
+            "title": self.title,
+            "levels": list(self.levels),
+            "areas": roots,
+            "mesas": mesas,
+            "contests": self._contests_value(),
+            "rules": self._rules_value(),
+        }
+
+    def _contests_value(self) -> list[dict[str, Any]]:
+        return [
             {
                 "id": c.id,
                 "name": c.name,
@@ -220,32 +272,46 @@ class Election:
             }
             for c in self.contests
         ]
+
+    def _rules_value(self) -> list[dict[str, Any]]:
         rules: list[dict[str, Any]] = []
         for r in self.rules:
             rule: dict[str, Any] = {"id": r.id, "severity": r.severity, "check": r.check}
             if r.percent is not None:
                 rule["percent"] = r.percent
             rules.append(rule)
-        return {
-            "v": FORMAT_VERSION,
-            "origin": self.origin,
-            "title": self.title,
-            "levels": list(self.levels),
-            "areas": roots,
-            "mesas": mesas,
-            "contests": contests,
-            "rules": rules,
-        }
+        return rules
+
+    def iter_canonical(self) -> Iterator[bytes]:
+        """Yield the canonical bytes of :meth:`to_value` in chunks, without building the value."""
+        encode = canonical.encode_decoded  # built from validated fields only
+        yield b'{"areas":'
+        for text in iter_areas(self.areas, len(self.levels) - 1):
+            yield text.encode("utf-8")
+        yield b',"contests":' + encode(self._contests_value()) + b',"levels":' + encode(list(self.levels))
+        yield b',"mesas":'
+        codes = [a.code for a in self.areas]
+        for text in iter_mesas(self._mesa_ids, self._mesa_area, self._mesa_registered, codes):
+            yield text.encode("utf-8")
+        del codes
+        tail = {"origin": self.origin, "rules": self._rules_value(), "title": self.title, "v": FORMAT_VERSION}
+        yield b"," + encode(tail)[1:]
 
     def to_canonical(self) -> bytes:
         """Return the canonical JSON bytes of the normalised definition."""
-        return canonical.encode_decoded(self.to_value())  # built from validated fields only
+        out = io.BytesIO()  # getvalue() hands over the buffer without a copy
+        for chunk in self.iter_canonical():
+            out.write(chunk)
+        return out.getvalue()
 
     @property
     def digest(self) -> bytes:
-        """SHA-256 of the canonical definition (computed once)."""
+        """SHA-256 of the canonical definition (computed once, streamed)."""
         if self._digest is None:
-            self._digest = hashlib.sha256(self.to_canonical()).digest()
+            hasher = hashlib.sha256()
+            for chunk in self.iter_canonical():
+                hasher.update(chunk)
+            self._digest = hasher.digest()
         return self._digest
 
     def __eq__(self, other: object) -> bool:
@@ -297,8 +363,8 @@ class Election:
         return len(self._mesa_ids)
 
     def mesa_index(self, mesa_id: str) -> int | None:
-        """Return the index of a mesa id, or None."""
-        return self._mesa_index.get(mesa_id)
+        """Return the index of a mesa id, or None (O(log n))."""
+        return self._mesa_ids.index(mesa_id)
 
     def mesa_id(self, index: int) -> str:
         """Return the id of the mesa at an index."""
