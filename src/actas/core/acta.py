@@ -105,6 +105,8 @@ class Acta:
 
 def option_totals(tickets: tuple[int, ...] | list[int], contest: Contest) -> tuple[int, ...]:
     """Per-option totals derived from per-ticket counts through the contest's ticket → option map."""
+    if len(tickets) != len(contest.ticket_option):
+        raise MalformedError(f"acta.tickets: {len(tickets)} counts for {len(contest.ticket_option)} tickets")
     totals = [0] * len(contest.options)
     for count, option in zip(tickets, contest.ticket_option, strict=True):
         totals[option] += count
@@ -116,14 +118,18 @@ def _percent_over(part: int, whole: int, percent: int) -> bool:
     return 100 * part > percent * whole
 
 
-def check_rules(acta: Acta, election: Election) -> list[Finding]:
-    """Return every rule the acta breaks, built-in and declared, in a stable order."""
+def check_rules(acta: Acta, election: Election, mesa: int | None = None) -> list[Finding]:
+    """Return every rule the acta breaks, built-in and declared, in a stable order.
+
+    ``mesa`` is the acta's mesa index when the caller has already looked it up.
+    """
     findings: list[Finding] = []
     if acta.election != election.origin:
         findings.append(
             Finding(RULE_KNOWN_ELECTION, "error", f"acta is for {acta.election!r}, not {election.origin!r}")
         )
-    mesa = election.mesa_index(acta.mesa)
+    if mesa is None:
+        mesa = election.mesa_index(acta.mesa)
     if mesa is None:
         findings.append(Finding(RULE_KNOWN_MESA, "error", f"mesa {acta.mesa!r} is not in the definition"))
     contest = election.contest(acta.contest)

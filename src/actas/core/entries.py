@@ -117,8 +117,8 @@ def acta_entry(acta: Acta, device: Signer) -> bytes:
 
 
 def _fields(value: dict[str, Any], want: frozenset[str], kind: str) -> None:
-    keys = set(value)
-    if keys != want:
+    if value.keys() != want:
+        keys = set(value)
         missing = sorted(want - keys)
         extra = sorted(keys - want)
         parts = ([f"missing {', '.join(missing)}"] if missing else []) + (
@@ -131,13 +131,6 @@ def _string(value: dict[str, Any], key: str, kind: str) -> str:
     item = value[key]
     if not isinstance(item, str) or not item:
         raise MalformedError(f"{kind}.{key}: must be a non-empty string")
-    return item
-
-
-def _int(value: dict[str, Any], key: str) -> int:
-    item = value[key]
-    if type(item) is not int:
-        raise MalformedError(f"acta.{key}: must be an integer")
     return item
 
 
@@ -168,16 +161,17 @@ def _parse_enroll(value: dict[str, Any], signature: bytes) -> EnrollEntry:
 
 def _parse_acta(value: dict[str, Any], signature: bytes) -> ActaEntry:
     _fields(value, _ACTA_KEYS, "acta")
+    # Acta validates every field's type and range on construction; only the list shapes are checked here.
     acta = Acta(
-        election=_string(value, "election", "acta"),
-        mesa=_string(value, "mesa", "acta"),
-        contest=_string(value, "contest", "acta"),
-        registered=_int(value, "registered"),
+        election=value["election"],
+        mesa=value["mesa"],
+        contest=value["contest"],
+        registered=value["registered"],
         tickets=_ints(value, "tickets"),
         options=_ints(value, "options"),
-        null=_int(value, "null"),
-        blank=_int(value, "blank"),
-        device=_string(value, "device", "acta"),
+        null=value["null"],
+        blank=value["blank"],
+        device=value["device"],
     )
     return ActaEntry(acta, signature)
 

@@ -161,12 +161,12 @@ class BundleChecker:
                 message = f"acta for mesa {acta.mesa!r}: device signature does not verify"
                 result.failures.append(Failure(S_ACTAS, where, message))
                 return
-            broken = errors_of(check_rules(acta, self.election))
+            mesa = self.election.mesa_index(acta.mesa)
+            broken = errors_of(check_rules(acta, self.election, mesa))
             if broken:
                 rules = "; ".join(f"{f.rule}: {f.message}" for f in broken)
                 result.failures.append(Failure(S_ACTAS, where, f"acta for mesa {acta.mesa!r} breaks {rules}"))
                 return
-            mesa = self.election.mesa_index(acta.mesa)
             assert mesa is not None  # the known-mesa rule passed
             record = (
                 leaf,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 from collections import deque
@@ -84,6 +85,8 @@ def verify(
         fork = "fork" in multiprocessing.get_all_start_methods() and election is not None
         if fork and election is not None:
             _checker = BundleChecker(reader, election, authority)
+        # The definition is long-lived: keep the cyclic collector from walking it again and again.
+        gc.freeze()
         if fork:
             pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"))
         else:
