@@ -132,7 +132,7 @@ def test_demo_prints_verified_and_a_verify_command(actas: Run, tmp_path: Path) -
     assert result.code == 0, result.err
     assert "VERIFIED" in result.out
     assert "VERIFICATION FAILED" not in result.out
-    match = re.search(r"^\s*actas verify (\S+) --key (\S+)$", result.out, re.MULTILINE)
+    match = re.search(r"^\s*\S*actas verify (\S+) --key (\S+)$", result.out, re.MULTILINE)
     assert match is not None, result.out
     bundle, key = match.groups()
     assert Path(bundle) == tmp_path / "out" / "bundle"

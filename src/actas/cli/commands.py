@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,17 @@ from actas.verifier.readers import open_reader
 from actas.verifier.runner import verify as run_verify
 
 EXIT_FAILED = 1
+
+
+def program_name() -> str:
+    """How to invoke actas again from here: ``actas`` when it is on PATH, else the path it was run by."""
+    invoked = Path(sys.argv[0])
+    on_path = shutil.which("actas")
+    if on_path is not None and Path(on_path).resolve() == invoked.resolve():
+        return "actas"
+    if invoked.name == "actas" and invoked.exists():
+        return os.path.relpath(invoked)
+    return "actas"
 
 
 def load_verifier(value: str) -> Verifier:
@@ -72,7 +85,7 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
     out.print(f"data dir:    {result.data.root}")
     out.print(f"timings:     {result.timings}")
     out.print("verify it yourself:")
-    out.print(f"  actas verify {result.bundle} --key {result.authority}")
+    out.print(f"  {program_name()} verify {result.bundle} --key {result.authority}")
     if not result.report.ok:
         sys.exit(EXIT_FAILED)
 
