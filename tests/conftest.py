@@ -6,6 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
+
+# Shared machines are noisy: a slow example is not a failure. Example counts stay at hypothesis' defaults.
+settings.register_profile("actas", deadline=None)
+settings.load_profile("actas")
 
 REPO = Path(__file__).resolve().parents[1]
 

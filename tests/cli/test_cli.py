@@ -154,8 +154,11 @@ def test_verify_with_key_file_and_default_key(actas: Run, demo: DemoResult) -> N
     assert by_file.code == 0, by_file.err
     assert "VERIFIED" in by_file.out
     unpinned = actas("verify", demo.bundle, "-j", "0")
-    assert unpinned.code == 0
-    assert "pass --key to pin the key you trust" in " ".join(unpinned.err.split())
+    assert unpinned.code == 2
+    assert "pass --key" in unpinned.err
+    self_trusting = actas("verify", demo.bundle, "--trust-bundle-key", "-j", "0")
+    assert self_trusting.code == 0
+    assert "consistent with itself" in " ".join(self_trusting.err.split())
 
 
 def test_verify_tampered_results_exits_1_naming_the_file(actas: Run, demo_copy: DemoResult) -> None:

@@ -242,6 +242,10 @@ DEEP_CENTRE = ("areas", 1, "children", 0, "children", 0, "children", 0)
         ),
         pytest.param(_set(("levels",), []), "levels: needs at least 1 item"),
         pytest.param(_set(("levels",), ["a", "a"]), 'levels[1]: duplicate level "a"'),
+        pytest.param(_set(("levels",), ["national", "b", "c", "d"]), 'levels[0]: "national" is reserved'),
+        pytest.param(_set(("levels",), ["a/b", "b", "c", "d"]), 'levels[0]: "a/b" does not match'),
+        pytest.param(_set(("levels",), ["..", "b", "c", "d"]), 'levels[0]: ".." does not match'),
+        pytest.param(_set(("contests", 0, "id"), ".."), 'contests[0].id: ".." does not match'),
         pytest.param(_set(("rules", 1, "severity"), "fatal"), 'rules[1].severity: string "fatal" is not one of'),
         pytest.param(_set(("rules", 1, "check"), "vibes"), 'rules[1].check: string "vibes" is not one of'),
         pytest.param(_set(("rules", 1, "percent"), 101), "rules[1].percent: 101 is outside 0..100"),
@@ -320,7 +324,9 @@ def test_not_an_object(data: bytes, expected: str) -> None:
 
 # ----------------------------------------------------------------------------------------- property test
 
-_IDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=8)
+_IDS = st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._-", min_size=1, max_size=8).filter(
+    lambda s: s not in (".", "..")
+)
 _NAMES = st.text(min_size=1, max_size=12).filter(str.isprintable)
 
 
@@ -328,7 +334,7 @@ _NAMES = st.text(min_size=1, max_size=12).filter(str.isprintable)
 def definitions(draw: st.DrawFn) -> dict[str, Any]:
     """Random valid definitions: 1–3 levels, a random tree, mesas, contests, optional tickets and rules."""
     depth = draw(st.integers(1, 3))
-    levels = draw(st.lists(_NAMES.filter(lambda s: len(s) <= 64), min_size=depth, max_size=depth, unique=True))
+    levels = draw(st.lists(_IDS.filter(lambda s: s != "national"), min_size=depth, max_size=depth, unique=True))
     counter = iter(range(10**6))
     leaves: list[str] = []
 

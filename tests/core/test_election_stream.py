@@ -52,7 +52,7 @@ def _same(data: bytes) -> None:
 def _unusual() -> dict[str, Any]:
     value = definition()
     value["title"] = 'Comillas " y barra \\ y 🗳️ — «ñ»'
-    value["levels"] = ["estado \\", 'municipio "m"', "parroquia 🏛", "centro·x/y"]
+    value["levels"] = ["estado_1", "municipio-m", "parroquia.p", "centro"]
     value["areas"][0]["name"] = 'Estado "Uno" \\ 𝔘'
     value["areas"][1]["children"][0]["name"] = "Mun<i>cipio &' é/"
     value["contests"][0]["options"][0]["name"] = '"A" \\'

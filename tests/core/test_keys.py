@@ -280,3 +280,41 @@ def test_verify_rejects_wrong_size_and_flipped_bits() -> None:
     for i in range(len(message)):
         changed = message[:i] + bytes([message[i] ^ 0x01]) + message[i + 1 :]
         assert signer.verifier.verify(changed, signature) is False
+
+
+SMALL_ORDER = [
+    "0100000000000000000000000000000000000000000000000000000000000000",  # identity
+    "0000000000000000000000000000000000000000000000000000000000000000",  # order 4
+    "0000000000000000000000000000000000000000000000000000000000000080",  # order 4, sign bit
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # order 2
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",  # order 8
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "0100000000000000000000000000000000000000000000000000000000000080",  # identity, sign bit
+]
+NON_CANONICAL = [
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",  # y = p + 1
+]
+
+
+@pytest.mark.parametrize("public", SMALL_ORDER + NON_CANONICAL)
+def test_weak_public_keys_are_refused(public: str) -> None:
+    """A small-order key would let anyone forge 'valid' signatures; it is never accepted."""
+    with pytest.raises(KeyFormatError):
+        Verifier("dev-x", bytes.fromhex(public))
+
+
+def test_identity_key_would_verify_a_forgery() -> None:
+    """Why the check exists: the raw library accepts a forged signature under the identity key."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    key = Ed25519PublicKey.from_public_bytes(bytes.fromhex(SMALL_ORDER[0]))
+    key.verify(bytes([1]) + bytes(63), b"any message at all")  # does not raise
+
+
+def test_key_name_with_lone_surrogate_is_a_key_format_error() -> None:
+    """A name that cannot be UTF-8 encoded is refused as a key error, not a UnicodeError."""
+    with pytest.raises(KeyFormatError):
+        Verifier.parse("\udcff+00000000+" + "A" * 44)

@@ -80,6 +80,7 @@ def publish_log_only(data: DataDir, out: Path) -> None:
     out.mkdir()
     shutil.copyfile(data.election, out / "election.json")
     shutil.copytree(data.log, out / "log")
+    shutil.copytree(data.authority_vkey.parent, out / "keys", ignore=shutil.ignore_patterns("*.key"))
 
 
 def run(tmp_path: Path, entries: Sequence[bytes], results: bool = True) -> Report:

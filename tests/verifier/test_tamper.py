@@ -193,8 +193,9 @@ def test_checkpoint_signed_by_another_key_fails_step_1(published: Published, bun
     assert not report.ok
     assert report.reached == S_CHECKPOINT
     assert [(f.step, f.where) for f in report.failures] == [(S_CHECKPOINT, "log/checkpoint")]
-    # Under the impostor's key the checkpoint opens, but the log's own authority signatures then fail.
-    assert run(bundle, impostor.verifier).step_ok(S_CHECKPOINT) is True
+    # Under the impostor's key the checkpoint opens, but the published key file names the real key.
+    under_impostor = run(bundle, impostor.verifier)
+    assert [f.where for f in under_impostor.failures if f.step == S_CHECKPOINT] == ["keys/authority.vkey"]
 
 
 def test_wrong_pinned_key_fails_step_1(published: Published, bundle: Path) -> None:
@@ -203,11 +204,22 @@ def test_wrong_pinned_key_fails_step_1(published: Published, bundle: Path) -> No
     assert [(f.step, f.where) for f in report.failures] == [(S_CHECKPOINT, "log/checkpoint")]
 
 
-def test_published_key_file_is_not_trusted(published: Published, bundle: Path) -> None:
-    """Verification uses the pinned key; swapping keys/authority.vkey changes nothing."""
+def test_published_key_file_must_hold_the_pinned_key(published: Published, bundle: Path) -> None:
+    """Verification uses the pinned key, and a bundle whose key file names another key fails step 1."""
     impostor = Signer(published.key.name, b"\x42" * 32)
     (bundle / "keys/authority.vkey").write_text(str(impostor.verifier) + "\n", encoding="utf-8")
-    assert run(bundle, published.key).ok
+    report = run(bundle, published.key)
+    assert [(f.step, f.where) for f in report.failures] == [(S_CHECKPOINT, "keys/authority.vkey")]
+
+
+def test_non_canonical_definition_fails_step_2(published: Published, bundle: Path) -> None:
+    """election.json must be byte for byte the canonical definition, not merely an equivalent one."""
+    import json
+
+    value = json.loads((bundle / "election.json").read_bytes())
+    (bundle / "election.json").write_text(json.dumps(value, indent=1), encoding="utf-8")
+    report = run(bundle, published.key)
+    assert [(f.step, f.where) for f in report.failures] == [(S_ELECTION, "election.json")]
 
 
 def test_edited_but_valid_definition_fails_step_5(published: Published, bundle: Path) -> None:

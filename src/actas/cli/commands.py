@@ -40,7 +40,7 @@ def load_verifier(value: str) -> Verifier:
     if "+" not in text or path.is_file():
         try:
             text = path.read_text(encoding="utf-8").strip()
-        except OSError as exc:
+        except (OSError, UnicodeError) as exc:
             raise KeyFormatError(f"{value}: not a key string and not a readable key file ({exc})") from None
     return Verifier.parse(text)
 
@@ -95,8 +95,13 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
 @click.option(
     "--key",
     "key",
-    help="Authority verifier key (key string or file). Default: the bundle's own "
-    "keys/authority.vkey, which only proves self-consistency; pin the key you trust.",
+    help="The authority verifier key you trust (key string or file). Required unless --trust-bundle-key.",
+)
+@click.option(
+    "--trust-bundle-key",
+    is_flag=True,
+    help="Use the bundle's own keys/authority.vkey. This proves only that the bundle is consistent with "
+    "itself: anyone can sign a fake log with a key of their own.",
 )
 @click.option("--json", "json_out", type=click.Path(allow_dash=True), help="Write a JSON report here ('-' = stdout).")
 @click.option(
@@ -115,6 +120,7 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
 def verify(
     bundle: str,
     key: str | None,
+    trust_bundle_key: bool,
     json_out: str | None,
     since: Path | None,
     state_dir: Path | None,
@@ -124,11 +130,13 @@ def verify(
     from actas.verifier.state import default_state_dir
 
     reader = open_reader(bundle)
+    if key is None and not trust_bundle_key:
+        raise click.UsageError("pass --key with the authority key you trust (or --trust-bundle-key)")
     if key is None:
         authority = Verifier.parse(reader.read("keys/authority.vkey").decode("utf-8", "replace").strip())
         console.print(
-            f"[yellow]note[/yellow]: using the bundle's own key {authority.name}+{authority.key_id_hex}; "
-            "pass --key to pin the key you trust"
+            f"[yellow]note[/yellow]: trusting the bundle's own key {authority.name}+{authority.key_id_hex}: "
+            "this shows only that the bundle is consistent with itself"
         )
     else:
         authority = load_verifier(key)

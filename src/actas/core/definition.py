@@ -20,7 +20,9 @@ from typing import Any, Literal, NoReturn
 from actas.errors import DefinitionError
 
 ID_PATTERN = "[0-9A-Za-z._-]{1,64}"
-_ID = re.compile(ID_PATTERN).fullmatch
+# Ids and codes name files of the published bundle, so "." and ".." are refused as well.
+NOT_DOTS = r"(?!\.{1,2}\Z)"
+_ID = re.compile(NOT_DOTS + ID_PATTERN).fullmatch
 
 
 class JsonNumber(str):
@@ -161,7 +163,7 @@ PLAIN_CHECKS = ("registered_matches_definition",)
 CHECKS = PERCENT_CHECKS + PLAIN_CHECKS
 
 CODE_PATTERN = "[0-9A-Za-z._-]{1,32}"
-_CODE = re.compile(CODE_PATTERN).fullmatch
+_CODE = re.compile(NOT_DOTS + CODE_PATTERN).fullmatch
 MAX_NAME = 200
 
 
@@ -239,7 +241,11 @@ def parse_levels(value: Any) -> tuple[str, ...]:
     if len(names) > MAX_LEVELS:
         fail("levels", f"at most {MAX_LEVELS} levels")
     for i, name in enumerate(names):
-        if expect_text(name, f"levels[{i}]", 64) in names[:i]:
+        # Level names name the results files (results/<contest>/<level>.json), beside national.json.
+        expect_ident(name, f"levels[{i}]")
+        if name == "national":
+            fail(f"levels[{i}]", '"national" is reserved for the national totals')
+        if name in names[:i]:
             fail(f"levels[{i}]", f"duplicate level {quote(name)}")
     return tuple(names)
 

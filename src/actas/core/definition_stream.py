@@ -21,14 +21,14 @@ from json.decoder import scanstring  # type: ignore[attr-defined]
 from json.encoder import encode_basestring
 from typing import Any, NoReturn
 
-from actas.core.definition import CODE_PATTERN, ID_PATTERN, MAX_LEVELS, MAX_NAME, MAX_REGISTERED, Area
+from actas.core.definition import CODE_PATTERN, ID_PATTERN, MAX_LEVELS, MAX_NAME, MAX_REGISTERED, NOT_DOTS, Area
 from actas.core.mesa_ids import CHUNK, MesaIds, MesaIdsBuilder
 
 _WINDOW = 1 << 20  # bytes decoded at a time
 _MARGIN = 1 << 16  # characters kept ahead of the scanner before each mesa
 _SPACE = re.compile(r"[ \t\n\r]*")
-_ID = re.compile(ID_PATTERN).fullmatch
-_CODE = re.compile(CODE_PATTERN).fullmatch
+_ID = re.compile(NOT_DOTS + ID_PATTERN).fullmatch
+_CODE = re.compile(NOT_DOTS + CODE_PATTERN).fullmatch
 _SPACE_OR_END = ("", " ", "\t", "\n", "\r")
 _MESA_KEYS = {"id": 0, "area": 0, "registered": 0}.keys()
 

@@ -105,7 +105,7 @@ __all__ = [
     "Ticket",
 ]
 
-_ID = re.compile(r"[0-9A-Za-z._-]{1,64}").fullmatch
+_ID = re.compile(r"(?!\.{1,2}\Z)[0-9A-Za-z._-]{1,64}").fullmatch
 
 
 class Election:

@@ -32,9 +32,33 @@ CONTEXT_RESULTS = "actas/v1/results"
 
 
 def check_key_name(name: str) -> None:
-    """Reject key names the signed-note format forbids (empty, '+', or any whitespace)."""
-    if not _NAME.match(name):
-        raise KeyFormatError(f"key name {name!r}: must be non-empty without '+' or whitespace")
+    """Reject key names the signed-note format forbids (empty, '+', whitespace, or not encodable as UTF-8)."""
+    if not isinstance(name, str) or not _NAME.match(name) or any("\ud800" <= ch <= "\udfff" for ch in name):
+        raise KeyFormatError(f"key name {name!r}: must be non-empty UTF-8 without '+' or whitespace")
+
+
+# Ed25519 public keys whose point has small order (or is encoded non-canonically) let anyone forge
+# signatures that verify: a device or authority key must never be one of them. The y coordinates of the
+# points of order 1, 2, 4 and 8; any encoding of y >= p is refused as non-canonical.
+_P = 2**255 - 19
+_SMALL_ORDER_Y = frozenset(
+    {
+        0,
+        1,
+        _P - 1,
+        2707385501144840649318225287225658788936804267575313519463743609750303402022,
+        _P - 2707385501144840649318225287225658788936804267575313519463743609750303402022,
+    }
+)
+
+
+def check_public_key(public: bytes) -> None:
+    """Refuse Ed25519 public keys of small order or in non-canonical encoding."""
+    y = int.from_bytes(public, "little") & ((1 << 255) - 1)
+    if y >= _P:
+        raise KeyFormatError("public key: non-canonical point encoding")
+    if y in _SMALL_ORDER_Y:
+        raise KeyFormatError("public key: a point of small order (signatures by it could be forged)")
 
 
 def key_hash(name: str, public: bytes, alg: int = ALG_ED25519) -> int:
@@ -61,6 +85,7 @@ class Verifier:
         check_key_name(self.name)
         if len(self.public) != 32:
             raise KeyFormatError(f"key {self.name!r}: public key must be 32 bytes")
+        check_public_key(self.public)
         try:
             key = Ed25519PublicKey.from_public_bytes(self.public)
         except ValueError:

@@ -402,6 +402,17 @@ def _consistent(reader: BundleReader, old: Checkpoint, new: Checkpoint) -> str |
     return None
 
 
+def _check_key_file(reader: BundleReader, authority: Verifier, report: Report) -> None:
+    """The published key file must hold the key the checkpoint was verified with."""
+    try:
+        published = reader.read("keys/authority.vkey")
+    except ActasError as exc:
+        report.fail(Failure(S_CHECKPOINT, "keys/authority.vkey", str(exc)))
+        return
+    if published != (str(authority) + "\n").encode():
+        report.fail(Failure(S_CHECKPOINT, "keys/authority.vkey", "differs from the authority key verified with"))
+
+
 def verify_bundle(
     reader: BundleReader,
     authority: Verifier,
@@ -429,13 +440,19 @@ def verify_bundle(
         report.reached = S_CHECKPOINT
         return report, None
     report.origin, report.size, report.root_hash = checkpoint.origin, checkpoint.size, checkpoint.root_hash
-    if election is None:  # a caller may pass the definition it already parsed from this reader
-        try:
-            election = Election.from_json(reader.read("election.json"))
-        except ActasError as exc:
-            report.fail(Failure(S_ELECTION, "election.json", str(exc)))
-            report.reached = S_ELECTION
-            return report, None
+    if checkpoint.origin != authority.name:
+        report.fail(Failure(S_CHECKPOINT, "log/checkpoint", f"origin differs from the key name {authority.name!r}"))
+    _check_key_file(reader, authority, report)
+    try:
+        election_json = reader.read("election.json")
+        if election is None:  # a caller may pass the definition it already parsed from these bytes
+            election = Election.from_json(election_json)
+    except ActasError as exc:
+        report.fail(Failure(S_ELECTION, "election.json", str(exc)))
+        report.reached = S_ELECTION
+        return report, None
+    if election_json != election.to_canonical():
+        report.fail(Failure(S_ELECTION, "election.json", "not the canonical encoding of the definition"))
     if election.origin != checkpoint.origin:
         report.fail(Failure(S_ELECTION, "election.json", "origin differs from the checkpoint's"))
     state: VerifiedState | None = None
