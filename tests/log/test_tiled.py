@@ -10,6 +10,7 @@ import pytest
 
 from actas.core.keys import Signer
 from actas.core.tiles import decode_bundle
+from actas.errors import ActasError
 from actas.log.tiled import TiledLog
 from actas.storage.base import NewEntry
 from actas.storage.memory import MemoryLogStore
@@ -107,3 +108,61 @@ def test_reopen_with_damaged_edge_tile_rebuilds_it(vectors: Path, tmp_path: Path
     golden = vectors / "tlog-tiles-golden" / "log"
     assert log.checkpoint_bytes() == (golden / "checkpoint.15").read_bytes()
     assert (tmp_path / "log/tile/0/000.p/15").read_bytes() == (golden / "tile/0/000.p/15").read_bytes()
+
+
+def test_failed_tile_write_keeps_the_last_checkpoint_and_is_retried(
+    vectors: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk error while writing tiles loses nothing: the checkpoint stays put and the next append catches up."""
+    import errno
+
+    from actas.errors import StorageError
+
+    signer = golden_signer(vectors)
+    entries = golden_entries(vectors)
+    log = TiledLog(MemoryLogStore(), tmp_path, signer)
+    log.append([raw(e) for e in entries[:4]])
+    before = log.checkpoint_bytes()
+    real_write = TiledLog._write
+
+    def failing(self: TiledLog, coord: object, data: bytes) -> Path:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TiledLog, "_write", failing)
+    with pytest.raises(StorageError, match="No space left"):
+        log.append([raw(e) for e in entries[4:9]])
+    assert log.checkpoint_bytes() == before
+    assert log.size == 4
+    monkeypatch.setattr(TiledLog, "_write", real_write)
+    log.append([raw(e) for e in entries[9:]])
+    golden = vectors / "tlog-tiles-golden" / "log"
+    assert log.checkpoint_bytes() == (golden / "checkpoint.15").read_bytes()
+    for name in ("tile/0/000.p/15", "tile/entries/000.p/15"):
+        assert (tmp_path / name).read_bytes() == (golden / name).read_bytes()
+
+
+def test_rebuild_repairs_a_damaged_checkpoint(vectors: Path, tmp_path: Path) -> None:
+    """A truncated checkpoint cannot be opened, but rebuild derives everything again from the entries."""
+    signer = golden_signer(vectors)
+    store = SqliteLogStore(tmp_path / "log.db")
+    TiledLog(store, tmp_path / "log", signer).append([raw(e) for e in golden_entries(vectors)])
+    (tmp_path / "log/checkpoint").write_bytes(b"truncat")
+    with pytest.raises(ActasError):
+        TiledLog(store, tmp_path / "log", signer)
+    assert TiledLog.for_rebuild(store, tmp_path / "log", signer).rebuild() == 15
+    golden = vectors / "tlog-tiles-golden" / "log"
+    assert (tmp_path / "log/checkpoint").read_bytes() == (golden / "checkpoint.15").read_bytes()
+
+
+def test_open_with_an_edge_tile_that_disagrees_with_the_checkpoint(vectors: Path, tmp_path: Path) -> None:
+    """A damaged right-edge tile is noticed against the checkpoint root and derived again from the entries."""
+    signer = golden_signer(vectors)
+    entries = golden_entries(vectors)
+    store = SqliteLogStore(tmp_path / "log.db")
+    TiledLog(store, tmp_path / "log", signer).append([raw(e) for e in entries[:9]])
+    tile = tmp_path / "log/tile/0/000.p/9"
+    tile.write_bytes(bytes(len(tile.read_bytes())))
+    log = TiledLog(store, tmp_path / "log", signer)
+    log.append([raw(e) for e in entries[9:]])
+    golden = vectors / "tlog-tiles-golden" / "log"
+    assert log.checkpoint_bytes() == (golden / "checkpoint.15").read_bytes()

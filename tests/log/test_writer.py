@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -12,6 +12,7 @@ from actas.core.election import Election
 from actas.core.entries import acta_entry, enroll_entry
 from actas.errors import EnrollmentError, MalformedError, NonCanonicalError, RuleError, SignatureError
 from actas.log.writer import LogWriter
+from actas.storage.base import NewEntry
 from actas.storage.memory import MemoryLogStore
 from actas.storage.sqlite import SqliteLogStore
 from tests.factories import (
@@ -175,3 +176,27 @@ def test_acta_entry_refuses_a_foreign_device_string(election: Election) -> None:
     acta = make_acta(election, 0, signer=device(0))
     with pytest.raises(Exception, match="different key"):
         acta_entry(acta, device(1))
+
+
+def test_enrollment_not_stored_is_not_believed(election: Election, tmp_path: Path) -> None:
+    """If storing a batch fails, its enrollments do not let later actas in."""
+    from actas.errors import StorageError
+
+    class FailingStore(MemoryLogStore):
+        fail = False
+
+        def append(self, entries: Sequence[NewEntry]) -> None:
+            if self.fail:
+                raise StorageError("disk full")
+            super().append(entries)
+
+    store = FailingStore()
+    w = LogWriter(store, tmp_path, election, authority())
+    w.bootstrap()
+    store.fail = True
+    with pytest.raises(StorageError):
+        w.append([enroll_entry(election.origin, device(0).verifier, [election.mesa_id(0)], authority())])
+    store.fail = False
+    [result] = w.append([signed_acta(election, 0)])
+    assert result.status == "rejected"
+    assert isinstance(result.error, EnrollmentError)

@@ -258,13 +258,9 @@ def log() -> None:
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 def rebuild(data_dir: Path) -> None:
     """Rewrite every tile, entry bundle and the checkpoint from the stored entries."""
-    from actas.log.open import open_writer
+    from actas.log.open import rebuild_log
 
-    writer = open_writer(DataDir(data_dir))
-    try:
-        size = writer.rebuild()
-    finally:
-        writer.close()
+    size = rebuild_log(DataDir(data_dir))
     out.print(f"rebuilt tiles and checkpoint for {size:,} entries")
 
 

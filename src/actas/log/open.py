@@ -1,13 +1,18 @@
-"""Open the sequencer of an existing data directory."""
+"""Open the sequencer of an existing data directory, or rebuild its tiled log."""
 
 from __future__ import annotations
 
 from actas.core.election import Election
 from actas.core.keys import Signer
 from actas.errors import StorageError
+from actas.log.tiled import TiledLog
 from actas.log.writer import LogWriter
 from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
+
+
+def _authority(data: DataDir) -> Signer:
+    return Signer.parse(data.authority_key.read_text(encoding="utf-8").strip())
 
 
 def open_writer(data: DataDir, workers: int = 0) -> LogWriter:
@@ -15,5 +20,15 @@ def open_writer(data: DataDir, workers: int = 0) -> LogWriter:
     if not data.database.exists():
         raise StorageError(f"{data.root}: no log database here")
     election = Election.from_json(data.election.read_bytes())
-    authority = Signer.parse(data.authority_key.read_text(encoding="utf-8").strip())
-    return LogWriter(SqliteLogStore(data.database), data.log, election, authority, workers=workers)
+    return LogWriter(SqliteLogStore(data.database), data.log, election, _authority(data), workers=workers)
+
+
+def rebuild_log(data: DataDir) -> int:
+    """Rewrite every tile, bundle and the checkpoint from the stored entries, whatever state they are in."""
+    if not data.database.exists():
+        raise StorageError(f"{data.root}: no log database here")
+    store = SqliteLogStore(data.database)
+    try:
+        return TiledLog.for_rebuild(store, data.log, _authority(data)).rebuild()
+    finally:
+        store.close()

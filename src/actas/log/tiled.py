@@ -1,8 +1,9 @@
 """The tiled log: a store's entries as C2SP tiles and entry bundles, and the signed checkpoint over them.
 
 Order of durability (DESIGN.md §6): entries are committed to the store first; tiles are derived from them and
-fsynced; only then is a checkpoint over them signed and renamed into place. Opening a tiled log integrates
-whatever the store holds beyond the last checkpoint, so a crash between the steps loses nothing.
+written atomically (temporary file, fsync, rename); only then is a checkpoint over them signed and renamed
+into place. Opening a tiled log integrates whatever the store holds beyond the last checkpoint, so a crash
+between the steps loses nothing; a failed tile write leaves the last checkpoint in force and is retried.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from actas.core import merkle
 from actas.core.keys import Signer
 from actas.core.note import Checkpoint, open_checkpoint, sign_checkpoint
 from actas.core.tiles import ENTRIES, TILE_WIDTH, TileBuilder, TileCoord, encode_bundle, tile_path
-from actas.errors import FetchError, MalformedError, StorageError
+from actas.errors import ActasError, FetchError, StorageError
 from actas.storage.base import LogStore, NewEntry
 from actas.storage.files import sync_directory, write_durable
 
@@ -30,8 +31,15 @@ class TiledLog:
         self.dir = log_dir
         self.signer = signer
         self._tiles = self._open_tiles()
-        if store.size() > self._tiles.size:
-            self._integrate(self._tiles.size, store.size())
+        self._catch_up()
+
+    @classmethod
+    def for_rebuild(cls, store: LogStore, log_dir: Path, signer: Signer) -> TiledLog:
+        """A tiled log that ignores whatever tiles and checkpoint exist (they may be damaged): call rebuild()."""
+        log = cls.__new__(cls)
+        log.store, log.dir, log.signer = store, log_dir, signer
+        log._tiles = TileBuilder(0)
+        return log
 
     @property
     def origin(self) -> str:
@@ -44,19 +52,26 @@ class TiledLog:
         return self._tiles.size
 
     def _open_tiles(self) -> TileBuilder:
-        size = 0
+        """The tile builder at the last checkpoint, from its right-edge tiles or, failing that, the entries."""
+        size, root = 0, merkle.EMPTY_ROOT
         if (self.dir / "checkpoint").exists():
-            size = open_checkpoint((self.dir / "checkpoint").read_bytes(), self.signer.verifier).size
+            checkpoint = open_checkpoint((self.dir / "checkpoint").read_bytes(), self.signer.verifier)
+            size, root = checkpoint.size, checkpoint.root_hash
         if size > self.store.size():
             raise StorageError(f"checkpoint covers {size} entries but the store holds {self.store.size()}")
         try:
-            return TileBuilder(size, self._read_tile)
-        except (FetchError, MalformedError, OSError):
-            # The right-edge tiles are missing or damaged: derive them again from the entries.
-            builder = TileBuilder(0, self._read_tile)
-            for start in range(0, size, REBUILD_STEP):
-                builder.append([merkle.leaf_hash(e) for e in self.store.read(start, min(size, start + REBUILD_STEP))])
-            return builder
+            builder = TileBuilder(size, self._read_tile)
+            if builder.root() == root:
+                return builder
+        except (ActasError, OSError):
+            pass
+        # The right-edge tiles are missing, damaged or disagree with the checkpoint: derive them again.
+        builder = TileBuilder(0)
+        for start in range(0, size, REBUILD_STEP):
+            builder.append([merkle.leaf_hash(e) for e in self.store.read(start, min(size, start + REBUILD_STEP))])
+        if builder.root() != root:
+            raise StorageError(f"the signed checkpoint at size {size} does not match the stored entries")
+        return builder
 
     def _read_tile(self, coord: TileCoord) -> bytes:
         try:
@@ -69,20 +84,36 @@ class TiledLog:
         base = self.store.size()
         if entries:
             self.store.append(entries)
-            self._integrate(base, base + len(entries), [e.data for e in entries])
+        self._catch_up([e.data for e in entries] if self._tiles.size == base else None)
         return base
+
+    def _catch_up(self, fresh: list[bytes] | None = None) -> None:
+        """Integrate every stored entry the last checkpoint does not cover, then sign a new checkpoint."""
+        start, stop = self._tiles.size, self.store.size()
+        if start == stop:
+            return
+        try:
+            self._integrate(start, stop, fresh)
+            self._sign()
+        except OSError as exc:
+            # The entries are stored; the tiles and checkpoint stay at the last signed size until a retry.
+            self._tiles = self._open_tiles()
+            raise StorageError(f"cannot write the tiled log in {self.dir}: {exc.strerror or exc}") from None
 
     def rebuild(self) -> int:
         """Rewrite every tile, bundle and the checkpoint from the stored entries; return the size."""
-        self._tiles = TileBuilder(0, self._read_tile)
-        for start in range(0, self.store.size(), REBUILD_STEP):
-            self._integrate(start, min(self.store.size(), start + REBUILD_STEP))
-        if self.store.size() == 0:
-            self._sign()
+        self._tiles = TileBuilder(0)
+        total = self.store.size()
+        try:
+            for start in range(0, total, REBUILD_STEP):
+                self._integrate(start, min(total, start + REBUILD_STEP))
+            self._sign()  # once, at the end: no smaller checkpoint is published on the way
+        except OSError as exc:
+            raise StorageError(f"cannot rebuild the tiled log in {self.dir}: {exc.strerror or exc}") from None
         return self._tiles.size
 
     def _integrate(self, start: int, stop: int, fresh: list[bytes] | None = None) -> None:
-        """Write bundles and tiles for entries [start, stop), then sign and publish a checkpoint."""
+        """Write the bundles and tiles for entries [start, stop); the checkpoint is signed separately."""
         if fresh is None:
             fresh = self.store.read(start, stop)
         first_bundle = start // TILE_WIDTH
@@ -98,7 +129,7 @@ class TiledLog:
             written.add(self._write(coord, data))
         for directory in {p.parent for p in written}:
             sync_directory(directory)
-        self._sign()
+            sync_directory(directory.parent)  # a new tile directory's own entry
 
     def _sign(self) -> None:
         checkpoint = Checkpoint(self.origin, self._tiles.size, self._tiles.root())
@@ -106,13 +137,15 @@ class TiledLog:
         sync_directory(self.dir)  # the rename itself must survive a power loss
 
     def _write(self, coord: TileCoord, data: bytes) -> Path:
-        # A tile's path fixes its content, so rewriting one in place after a crash writes the same bytes.
+        """Write a tile atomically: a crash leaves the old file or the new one, never a torn one."""
         path = self.dir / tile_path(coord)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "wb") as handle:
+        tmp = path.with_name(f".{path.name}.tmp")
+        with open(tmp, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.replace(tmp, path)
         return path
 
     def checkpoint_bytes(self) -> bytes:

@@ -103,6 +103,7 @@ class LogWriter:
             ]
         )
         base = self._store.size()
+        enrolled: dict[str, set[str]] = {}  # this batch's enrollments, kept only once the batch is stored
         for item in checked:
             entry = item.entry
             if entry is None:
@@ -125,7 +126,9 @@ class LogWriter:
             others: tuple[int, ...] = ()
             if entry.kind == "acta":
                 assert entry.mesa is not None and entry.contest is not None and item.signer is not None
-                if entry.mesa not in self._enrolled.get(item.signer, ()):
+                if entry.mesa not in self._enrolled.get(item.signer, ()) and entry.mesa not in enrolled.get(
+                    item.signer, ()
+                ):
                     err = EnrollmentError(f"acta for mesa {entry.mesa!r}: device key is not enrolled for it")
                     results.append(AppendResult("rejected", error=err))
                     continue
@@ -136,11 +139,13 @@ class LogWriter:
                 before.append(index)
             elif entry.kind == "enroll":
                 assert entry.device is not None
-                self._enrolled.setdefault(entry.device, set()).update(entry.mesas)
+                enrolled.setdefault(entry.device, set()).update(entry.mesas)
             pending_hashes[entry.entry_hash] = index
             batch.append(entry)
             results.append(AppendResult(status, index=index, conflicts_with=others, warnings=item.warnings))
-        self._log.append(batch)
+        self._log.append(batch)  # raises StorageError if the batch could not be stored: nothing is taken in
+        for device, mesas in enrolled.items():
+            self._enrolled.setdefault(device, set()).update(mesas)
         if progress is not None:
             progress(len(submissions))
         return results
