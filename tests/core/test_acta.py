@@ -384,3 +384,14 @@ def test_errors_of_keeps_only_errors() -> None:
     findings = [Finding("a", "warning", "w"), Finding("b", "error", "e"), Finding("c", "error", "e2")]
     assert errors_of(findings) == findings[1:]
     assert errors_of([Finding("a", "warning", "w")]) == []
+
+
+def test_registered_is_bounded_so_totals_cannot_overflow() -> None:
+    """A mesa cannot claim more than a million voters: sums over a million actas stay far inside int64."""
+    from actas.core.acta import RULE_REGISTERED_BOUND
+    from tests.factories import make_acta, small_election
+
+    election = small_election()
+    acta = make_acta(election, 0, registered=2**53 - 1)
+    rules = [f.rule for f in check_rules(acta, election) if f.severity == "error"]
+    assert RULE_REGISTERED_BOUND in rules

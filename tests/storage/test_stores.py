@@ -89,3 +89,25 @@ def test_mesa_indexes_many_matches_one_by_one(store: LogStore) -> None:
     many = store.mesa_indexes_many(keys)
     assert many == {k: store.mesa_indexes(*k) for k in keys if store.mesa_indexes(*k)}
     assert many[("m1", "c")] == [0, 2]
+
+
+def test_sqlite_errors_after_open_are_storage_errors(tmp_path: Path) -> None:
+    """A database broken under a running store gives StorageError, never a raw sqlite3 error."""
+    import sqlite3
+
+    store = SqliteLogStore(tmp_path / "log.db")
+    store.append([entry(b"a")])
+    other = sqlite3.connect(tmp_path / "log.db")
+    other.execute("DROP TABLE entries")
+    other.execute("DROP TABLE actas")
+    other.commit()
+    other.close()
+    for call in (
+        lambda: store.read(0, 1),
+        lambda: store.find_hashes([b"x" * 32]),
+        lambda: store.mesa_indexes("m1", "c"),
+        lambda: store.conflicts(),
+    ):
+        with pytest.raises(StorageError):
+            call()
+    store.close()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from actas.core.canonical import MAX_SAFE_INTEGER
-from actas.core.election import Contest, Election
+from actas.core.election import MAX_REGISTERED, Contest, Election
 from actas.core.keys import Verifier
 from actas.errors import MalformedError
 
@@ -28,6 +28,7 @@ RULE_TICKET_COUNT = "ticket-count-matches-contest"
 RULE_NON_NEGATIVE = "counts-non-negative"
 RULE_OPTION_TOTALS = "option-totals-match-tickets"
 RULE_WITHIN_REGISTERED = "votes-within-registered"
+RULE_REGISTERED_BOUND = "registered-within-bounds"
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +164,9 @@ def check_rules(acta: Acta, election: Election, mesa: int | None = None) -> list
             if stated != want
         ]
         findings.append(Finding(RULE_OPTION_TOTALS, "error", "option totals differ: " + "; ".join(wrong)))
+    if acta.registered > MAX_REGISTERED:
+        message = f"registered {acta.registered} is over the {MAX_REGISTERED:,} a mesa may have"
+        findings.append(Finding(RULE_REGISTERED_BOUND, "error", message))
     cast = acta.cast
     if cast > acta.registered:
         findings.append(

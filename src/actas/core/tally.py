@@ -13,8 +13,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from actas.core import canonical
+from actas.core.acta import check_rules, errors_of
 from actas.core.b64 import b64encode
 from actas.core.election import Contest, Election
+from actas.core.entries import ActaEntry, parse_entry
 from actas.errors import MalformedError
 
 # Row layout: [actas, registered_counted, null, blank, votes per option ...]
@@ -168,9 +170,11 @@ def results_files(tallies: Sequence[Tally], binding: Binding, conflicts: Sequenc
 
 
 def tally_entries(election: Election, entries: Iterable[bytes]) -> tuple[list[Tally], list[ConflictRecord]]:
-    """Totals from a trusted log's entries in order: the first acta of each mesa and contest counts."""
-    from actas.core.entries import ActaEntry, parse_entry
+    """Totals from a trusted log's entries in order: the first acta of each mesa and contest counts.
 
+    Signatures and enrollment are not checked again (the sequencer did, and the verifier does); actas
+    breaking an error rule are skipped, as the verifier skips them.
+    """
     tallies = [Tally(election, contest) for contest in election.contests]
     contests = {c.id: i for i, c in enumerate(election.contests)}
     first: dict[tuple[str, str], int] = {}
@@ -180,6 +184,8 @@ def tally_entries(election: Election, entries: Iterable[bytes]) -> tuple[list[Ta
         if not isinstance(entry, ActaEntry):
             continue
         acta = entry.acta
+        if errors_of(check_rules(acta, election)):
+            continue
         key = (acta.mesa, acta.contest)
         if key in first:
             conflicts.setdefault(key, [first[key]]).append(leaf)

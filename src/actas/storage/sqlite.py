@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 from actas.errors import StorageError
 from actas.storage.base import Conflict, NewEntry
@@ -30,6 +32,22 @@ CREATE TABLE IF NOT EXISTS enrollments (
     PRIMARY KEY (idx, mesa)
 ) WITHOUT ROWID;
 """
+
+
+_Fn = TypeVar("_Fn", bound=Callable[..., Any])
+
+
+def _storage_errors(fn: _Fn) -> _Fn:
+    """Turn sqlite3 errors raised by a store method into StorageError (the project's own error tree)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except sqlite3.Error as exc:
+            raise StorageError(f"log database: {exc}") from None
+
+    return cast(_Fn, wrapper)
 
 
 class SqliteLogStore:
@@ -75,11 +93,13 @@ class SqliteLogStore:
             raise StorageError(f"cannot append {len(rows)} entries: {exc}") from None
         self._size = start + len(rows)
 
+    @_storage_errors
     def read(self, start: int, stop: int) -> list[bytes]:
         """Entries with index in [start, stop)."""
         cursor = self._db.execute("SELECT data FROM entries WHERE idx >= ? AND idx < ? ORDER BY idx", (start, stop))
         return [bytes(row[0]) for row in cursor]
 
+    @_storage_errors
     def find_hashes(self, hashes: Sequence[bytes]) -> dict[bytes, int]:
         """Map stored entry hashes to their index."""
         found: dict[bytes, int] = {}
@@ -91,11 +111,13 @@ class SqliteLogStore:
                 found.setdefault(bytes(entry_hash), int(idx))
         return found
 
+    @_storage_errors
     def mesa_indexes(self, mesa: str, contest: str) -> list[int]:
         """Leaf indexes of the actas of a mesa and contest."""
         cursor = self._db.execute("SELECT idx FROM actas WHERE mesa = ? AND contest = ? ORDER BY idx", (mesa, contest))
         return [int(row[0]) for row in cursor]
 
+    @_storage_errors
     def mesa_indexes_many(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[int]]:
         """Leaf indexes of the actas of many mesas and contests (one query per 500 mesas)."""
         wanted = set(keys)
@@ -116,9 +138,14 @@ class SqliteLogStore:
 
     def enrollments(self) -> Iterator[tuple[str, str]]:
         """Every (device, mesa) enrollment pair in log order."""
-        for device, mesa in self._db.execute("SELECT device, mesa FROM enrollments ORDER BY idx, mesa"):
+        try:
+            rows = self._db.execute("SELECT device, mesa FROM enrollments ORDER BY idx, mesa").fetchall()
+        except sqlite3.Error as exc:
+            raise StorageError(f"log database: {exc}") from None
+        for device, mesa in rows:
             yield str(device), str(mesa)
 
+    @_storage_errors
     def conflicts(self) -> list[Conflict]:
         """Mesas with more than one acta."""
         cursor = self._db.execute(
