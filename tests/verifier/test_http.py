@@ -78,3 +78,15 @@ def test_paths_escaping_the_bundle_are_refused(served: tuple[str, Path, Verifier
     url, _, _ = served
     with pytest.raises(FetchError, match="not a relative bundle path"):
         HttpReader(url).read("../etc/passwd")
+
+
+def test_spawned_workers_use_the_definition_the_main_process_read(
+    served: tuple[str, Path, Verifier], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where fork is unavailable, workers get the definition bytes from the main process, not from the mirror."""
+    import multiprocessing
+
+    url, _, key = served
+    monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    report = verify(open_reader(url), key, 2)
+    assert report.ok, report.failures

@@ -422,6 +422,7 @@ def verify_bundle(
     since: bytes | None = None,
     load_state: StateLoader | None = None,
     election: Election | None = None,
+    election_json: bytes | None = None,
 ) -> tuple[Report, VerifiedState | None]:
     """Run every step over a bundle; returns the report and, when it ran to the end, the state to save.
 
@@ -444,8 +445,9 @@ def verify_bundle(
         report.fail(Failure(S_CHECKPOINT, "log/checkpoint", f"origin differs from the key name {authority.name!r}"))
     _check_key_file(reader, authority, report)
     try:
-        election_json = reader.read("election.json")
-        if election is None:  # a caller may pass the definition it already parsed from these bytes
+        # A caller may pass the definition bytes it read and parsed (the same bytes its workers use).
+        if election is None or election_json is None:
+            election_json = reader.read("election.json")
             election = Election.from_json(election_json)
     except ActasError as exc:
         report.fail(Failure(S_ELECTION, "election.json", str(exc)))

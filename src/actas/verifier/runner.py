@@ -21,13 +21,10 @@ Job = tuple[int, int, int]
 _checker: BundleChecker | None = None
 
 
-def _init(reader: BundleReader, authority: str) -> None:
+def _init(reader: BundleReader, authority: str, election_json: bytes) -> None:
+    """Set up a spawned worker from the definition bytes the main process read (never fetched again)."""
     global _checker
-    try:
-        election = Election.from_json(reader.read("election.json"))
-    except ActasError:
-        return  # the main process reports step 2; tasks then never run
-    _checker = BundleChecker(reader, election, Verifier.parse(authority))
+    _checker = BundleChecker(reader, Election.from_json(election_json), Verifier.parse(authority))
 
 
 def _check(job: Job) -> BundleResult:
@@ -80,17 +77,24 @@ def verify(
         # Parse the definition once here; forked workers inherit it instead of parsing it again each
         # (seconds per worker at a million mesas). Where fork is unavailable each worker parses its own.
         election: Election | None = None
+        election_json = b""
         with contextlib.suppress(ActasError):
-            election = Election.from_json(reader.read("election.json"))
-        fork = "fork" in multiprocessing.get_all_start_methods() and election is not None
-        if fork and election is not None:
+            election_json = reader.read("election.json")
+            election = Election.from_json(election_json)
+        fork = "fork" in multiprocessing.get_all_start_methods()
+        if election is not None:
             _checker = BundleChecker(reader, election, authority)
         # The definition is long-lived: keep the cyclic collector from walking it again and again.
         gc.freeze()
-        if fork:
-            pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork"))
+        if fork or election is None:  # without a definition verify_bundle stops at step 2: no task runs
+            pool = ProcessPoolExecutor(count, mp_context=multiprocessing.get_context("fork") if fork else None)
         else:
-            pool = ProcessPoolExecutor(count, initializer=_init, initargs=(reader, str(authority)))
+            pool = ProcessPoolExecutor(
+                count,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init,
+                initargs=(reader, str(authority), election_json),
+            )
         try:
             with pool as executor:
                 report, state = verify_bundle(
@@ -102,6 +106,7 @@ def verify(
                     since=since,
                     load_state=load,
                     election=election,
+                    election_json=election_json if election is not None else None,
                 )
         finally:
             _checker = None
