@@ -87,9 +87,63 @@ def test_module_respects_layers(path: Path) -> None:
             assert top in THIRD_PARTY.get(part, set()), f"{path.relative_to(SRC)} imports third-party {top}"
 
 
+# The core is pure: no files, sockets, processes, clock, randomness or environment (DESIGN.md §4). These are
+# the standard-library modules that give access to them.
+IMPURE = {
+    "os",
+    "sys",
+    "io_open",
+    "pathlib",
+    "shutil",
+    "tempfile",
+    "glob",
+    "fnmatch",
+    "socket",
+    "ssl",
+    "http",
+    "urllib",
+    "subprocess",
+    "multiprocessing",
+    "concurrent",
+    "threading",
+    "asyncio",
+    "signal",
+    "select",
+    "selectors",
+    "time",
+    "datetime",
+    "random",
+    "secrets",
+    "uuid",
+    "sqlite3",
+    "logging",
+    "platform",
+    "resource",
+    "mmap",
+    "fcntl",
+    "getpass",
+    "pwd",
+    "locale",
+    "ctypes",
+    "importlib",
+    "pickle",
+    "shelve",
+}
+
+
 def test_core_needs_only_stdlib_and_cryptography() -> None:
     """The verifier path (core) runs with a minimal install."""
     for path in (SRC / "core").rglob("*.py"):
         for name in _imports(path):
             top = name.split(".")[0]
             assert top in STDLIB or top in {"actas", "cryptography"}, f"{path.name} imports {name}"
+
+
+def test_core_is_pure() -> None:
+    """No core module imports a way to reach files, network, processes, the clock, randomness or the env."""
+    for path in (SRC / "core").rglob("*.py"):
+        for name in _imports(path):
+            assert name.split(".")[0] not in IMPURE, f"core/{path.name} imports {name}"
+        text = path.read_text(encoding="utf-8")
+        for call in ("open(", "__import__(", "eval(", "exec("):
+            assert f" {call}" not in text and f"({call}" not in text, f"core/{path.name} calls {call}"

@@ -10,233 +10,52 @@ bounded by the size of the election definition, not by the number of entries.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import Protocol
 
 from actas.core import merkle
-from actas.core.acta import check_rules, errors_of
-from actas.core.b64 import b64encode
+from actas.core.bundle_check import LOG, BundleChecker, BundleReader, BundleResult
 from actas.core.election import Election
-from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entry, signature_valid
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
 from actas.core.tally import Binding, ConflictRecord, Tally, results_files
-from actas.core.tiles import (
-    TILE_WIDTH,
-    TileBuilder,
-    TileCoord,
-    decode_bundle,
-    decode_tile,
-    perfect_hash_from_tiles,
-    tile_path,
-    tiles_for_size,
+from actas.core.tiles import TILE_WIDTH, TileBuilder, TileCoord, perfect_hash_from_tiles, tile_path, tiles_for_size
+from actas.core.verify_report import (
+    MAX_LISTED,
+    S_ACTAS,
+    S_CHECKPOINT,
+    S_CONFLICTS,
+    S_ELECTION,
+    S_ELECTION_ENTRY,
+    S_ENROLL,
+    S_ENTRIES,
+    S_RESULTS,
+    S_TILES,
+    STEPS,
+    Failure,
+    Report,
 )
-from actas.core.verify_state import VerifiedState, device_digest
+from actas.core.verify_state import VerifiedState
 from actas.errors import ActasError
 
-STEPS: tuple[tuple[int, str, str], ...] = (
-    (1, "checkpoint", "checkpoint signed by the authority key"),
-    (2, "election", "election definition parses"),
-    (3, "tiles", "every tile and entry bundle consistent with the checkpoint root"),
-    (4, "entries", "every entry canonical and of a known type"),
-    (5, "election-entry", "entry 0 binds the election definition's digest"),
-    (6, "enrollments", "every enrollment signed by the authority for known mesas"),
-    (7, "actas", "every acta signed by a key enrolled for its mesa and passing the rules"),
-    (8, "conflicts", "mesas with more than one different acta listed"),
-    (9, "results", "totals recomputed from the log equal the published results files"),
-)
-S_CHECKPOINT, S_ELECTION, S_TILES, S_ENTRIES, S_ELECTION_ENTRY, S_ENROLL, S_ACTAS, S_CONFLICTS, S_RESULTS = range(1, 10)
-_KIND = {ElectionEntry: "election", EnrollEntry: "enroll", ActaEntry: "acta"}
-LOG = "log/"  # the tiled log's place inside a bundle
-MAX_LISTED = 50  # failures kept per step; all are counted
-
-
-class BundleReader(Protocol):
-    """Reads one published file by its path relative to the bundle root."""
-
-    def read(self, path: str) -> bytes:
-        """The file's bytes; raises FetchError when it cannot be read."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class Failure:
-    """One thing that does not hold: the step, the file (or entry) at fault, and why."""
-
-    step: int
-    where: str
-    message: str
-
-
-@dataclass(slots=True)
-class BundleResult:
-    """What one entry bundle contributed; small and picklable."""
-
-    index: int
-    width: int
-    leaf_hashes: bytes = b""
-    failures: list[Failure] = field(default_factory=list)
-    election_digest: bytes | None = None
-    first_type: str | None = None
-    # (leaf, device digest, mesas)
-    enrollments: list[tuple[int, bytes, tuple[int, ...]]] = field(default_factory=list)
-    # (leaf, mesa index, contest index, device digest, options, null, blank, registered, entry hash prefix)
-    actas: list[tuple[int, int, int, bytes, tuple[int, ...], int, int, int, bytes]] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-
-
-class BundleChecker:
-    """Checks entry bundles independently of each other."""
-
-    def __init__(self, reader: BundleReader, election: Election, authority: Verifier) -> None:
-        self.reader = reader
-        self.election = election
-        self.authority = authority
-        self._contests = {c.id: i for i, c in enumerate(election.contests)}
-
-    def check(self, index: int, width: int, start: int = 0) -> BundleResult:
-        """Check entry bundle ``index`` of ``width`` entries against its level-0 tile (entries < start: hash only)."""
-        result = BundleResult(index, width)
-        bundle_path = LOG + tile_path(TileCoord(-1, index, width))
-        level0_path = LOG + tile_path(TileCoord(0, index, width))
-        try:
-            entries = decode_bundle(self.reader.read(bundle_path), width)
-        except ActasError as exc:
-            result.failures.append(Failure(S_TILES, bundle_path, str(exc)))
-            return result
-        hashes = [merkle.leaf_hash(e) for e in entries]
-        result.leaf_hashes = b"".join(hashes)
-        try:
-            tile = self.reader.read(level0_path)
-            published = decode_tile(tile, width)
-            for i, (want, got) in enumerate(zip(hashes, published, strict=True)):
-                if want != got:
-                    message = f"hash {i} differs from entry {index * TILE_WIDTH + i} of {bundle_path}"
-                    result.failures.append(Failure(S_TILES, level0_path, message))
-                    break
-        except ActasError as exc:
-            result.failures.append(Failure(S_TILES, level0_path, str(exc)))
-        for offset, data in enumerate(entries):
-            if index * TILE_WIDTH + offset >= start:
-                self._entry(result, index * TILE_WIDTH + offset, data, hashes[offset])
-        return result
-
-    def _entry(self, result: BundleResult, leaf: int, data: bytes, leaf_hash: bytes) -> None:
-        where = f"entry {leaf}"
-        try:
-            parsed = parse_entry(data)
-        except ActasError as exc:
-            result.failures.append(Failure(S_ENTRIES, where, str(exc)))
-            return
-        entry = parsed.entry
-        kind = _KIND[type(entry)]
-        result.counts[kind] = result.counts.get(kind, 0) + 1
-        if leaf == 0:
-            result.first_type = kind
-        signed = signature_valid(parsed, self.authority)
-        if isinstance(entry, ElectionEntry):
-            if not signed:
-                result.failures.append(Failure(S_ELECTION_ENTRY, where, "authority signature does not verify"))
-            elif entry.origin != self.election.origin:
-                result.failures.append(Failure(S_ELECTION_ENTRY, where, f"for another election {entry.origin!r}"))
-            elif leaf == 0:
-                result.election_digest = entry.digest
-            else:
-                result.failures.append(Failure(S_ELECTION_ENTRY, where, "election entry other than entry 0"))
-        elif isinstance(entry, EnrollEntry):
-            mesas = [self.election.mesa_index(m) for m in entry.mesas]
-            if not signed:
-                result.failures.append(Failure(S_ENROLL, where, "authority signature does not verify"))
-            elif entry.election != self.election.origin:
-                result.failures.append(Failure(S_ENROLL, where, f"for another election {entry.election!r}"))
-            elif any(m is None for m in mesas):
-                result.failures.append(Failure(S_ENROLL, where, "names a mesa not in the definition"))
-            else:
-                known = tuple(m for m in mesas if m is not None)
-                result.enrollments.append((leaf, device_digest(entry.device), known))
-        else:
-            assert isinstance(entry, ActaEntry)
-            acta = entry.acta
-            if not signed:
-                message = f"acta for mesa {acta.mesa!r}: device signature does not verify"
-                result.failures.append(Failure(S_ACTAS, where, message))
-                return
-            mesa = self.election.mesa_index(acta.mesa)
-            broken = errors_of(check_rules(acta, self.election, mesa))
-            if broken:
-                rules = "; ".join(f"{f.rule}: {f.message}" for f in broken)
-                result.failures.append(Failure(S_ACTAS, where, f"acta for mesa {acta.mesa!r} breaks {rules}"))
-                return
-            assert mesa is not None  # the known-mesa rule passed
-            record = (
-                leaf,
-                mesa,
-                self._contests[acta.contest],
-                device_digest(acta.device),
-                acta.options,
-                acta.null,
-                acta.blank,
-                acta.registered,
-                leaf_hash[:8],
-            )
-            result.actas.append(record)
-
-
-@dataclass
-class Report:
-    """The outcome of a verification: every step's verdict, failures, conflicts and counts."""
-
-    origin: str = ""
-    size: int = 0
-    root_hash: bytes = b""
-    failures: list[Failure] = field(default_factory=list)
-    failure_counts: dict[int, int] = field(default_factory=dict)
-    conflicts: list[ConflictRecord] = field(default_factory=list)
-    counts: dict[str, int] = field(default_factory=dict)
-    reached: int = 0  # the last step that was run
-    since: int | None = None  # entries before this were verified earlier (incremental run)
-    national: dict[str, list[int]] = field(default_factory=dict)
-
-    @property
-    def ok(self) -> bool:
-        """Whether every step ran and held."""
-        return self.reached == len(STEPS) and not self.failure_counts
-
-    def fail(self, failure: Failure) -> None:
-        """Record a failure (listing at most MAX_LISTED per step)."""
-        count = self.failure_counts.get(failure.step, 0)
-        if count < MAX_LISTED:
-            self.failures.append(failure)
-        self.failure_counts[failure.step] = count + 1
-
-    def step_ok(self, step: int) -> bool | None:
-        """True or False for a step that ran, None for one that did not."""
-        if step > self.reached:
-            return None
-        return step not in self.failure_counts
-
-    def to_value(self) -> dict[str, object]:
-        """A JSON-ready summary."""
-        return {
-            "ok": self.ok,
-            "origin": self.origin,
-            "checkpoint": {"size": self.size, "root": b64encode(self.root_hash)},
-            "steps": [
-                {
-                    "number": number,
-                    "name": name,
-                    "description": text,
-                    "ok": self.step_ok(number),
-                    "failures": self.failure_counts.get(number, 0),
-                }
-                for number, name, text in STEPS
-            ],
-            "failures": [{"step": f.step, "where": f.where, "message": f.message} for f in self.failures],
-            "since": self.since,
-            "conflicts": [{"mesa": c.mesa, "contest": c.contest, "leaves": list(c.leaves)} for c in self.conflicts],
-            "counts": dict(self.counts),
-            "national": self.national,
-        }
+__all__ = [
+    "MAX_LISTED",
+    "STEPS",
+    "S_ACTAS",
+    "S_CHECKPOINT",
+    "S_CONFLICTS",
+    "S_ELECTION",
+    "S_ELECTION_ENTRY",
+    "S_ENROLL",
+    "S_ENTRIES",
+    "S_RESULTS",
+    "S_TILES",
+    "BundleChecker",
+    "BundleReader",
+    "BundleResult",
+    "Failure",
+    "Report",
+    "Verification",
+    "verify_bundle",
+]
 
 
 ParallelMap = Callable[
