@@ -16,7 +16,7 @@ from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entr
 from actas.core.keys import Verifier
 from actas.core.tiles import TILE_WIDTH, TileCoord, decode_bundle, decode_tile, tile_path
 from actas.core.verify_report import S_ACTAS, S_ELECTION_ENTRY, S_ENROLL, S_ENTRIES, S_TILES, Failure
-from actas.core.verify_state import device_digest
+from actas.core.verify_state import PREFIX, device_digest
 from actas.errors import ActasError
 
 _KIND = {ElectionEntry: "election", EnrollEntry: "enroll", ActaEntry: "acta"}
@@ -140,6 +140,6 @@ class BundleChecker:
                 acta.null,
                 acta.blank,
                 acta.registered,
-                leaf_hash[:8],
+                leaf_hash[:PREFIX],
             )
             result.actas.append(record)

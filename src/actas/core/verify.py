@@ -33,7 +33,7 @@ from actas.core.verify_report import (
     Failure,
     Report,
 )
-from actas.core.verify_state import VerifiedState
+from actas.core.verify_state import PREFIX, VerifiedState
 from actas.errors import ActasError
 
 __all__ = [
@@ -126,9 +126,9 @@ class Verification:
             first, first_hash = state.first[contest], state.first_hash[contest]
             if first[mesa] < 0:
                 first[mesa] = leaf
-                first_hash[8 * mesa : 8 * mesa + 8] = prefix
+                first_hash[PREFIX * mesa : PREFIX * mesa + PREFIX] = prefix
                 self._tallies[contest].add(mesa, options, null, blank, registered)
-            elif bytes(first_hash[8 * mesa : 8 * mesa + 8]) == prefix:
+            elif bytes(first_hash[PREFIX * mesa : PREFIX * mesa + PREFIX]) == prefix:
                 report.fail(Failure(S_ENTRIES, f"entry {leaf}", f"duplicate of entry {first[mesa]}"))
             elif prefix in state.conflict_hashes.get((mesa, contest), ()):  # a repeat of a later acta
                 later = state.conflict_hashes[mesa, contest].index(prefix)

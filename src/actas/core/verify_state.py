@@ -19,8 +19,9 @@ from actas.core.b64 import b64decode, b64encode
 from actas.core.election import Election
 from actas.errors import MalformedError
 
-STATE_VERSION = 3  # 2: leaf-hash prefixes of conflicting actas; 3: enrolled devices per mesa as digests
+STATE_VERSION = 4  # 2: conflicting actas' prefixes; 3: enrolled devices as digests; 4: 16-byte prefixes
 DIGEST = 16
+PREFIX = 16  # bytes of an acta's leaf hash kept to tell a repeat from a conflict (2**64 to collide)
 _NONE = bytes(DIGEST)
 
 
@@ -41,7 +42,7 @@ class VerifiedState:
     mesa_device: bytearray = field(default_factory=bytearray)
     extra_devices: dict[int, set[bytes]] = field(default_factory=dict)
     first: list[array[int]] = field(default_factory=list)  # per contest: leaf of each mesa's counted acta, -1
-    first_hash: list[bytearray] = field(default_factory=list)  # per contest: 8-byte leaf-hash prefixes
+    first_hash: list[bytearray] = field(default_factory=list)  # per contest: leaf-hash prefixes
     rows: list[array[int]] = field(default_factory=list)  # per contest: Tally.rows
     conflicts: dict[tuple[int, int], list[int]] = field(default_factory=dict)
     conflict_hashes: dict[tuple[int, int], list[bytes]] = field(default_factory=dict)  # prefixes, leaves[1:]
@@ -57,7 +58,7 @@ class VerifiedState:
             election,
             mesa_device=bytearray(DIGEST * n),
             first=[array("q", [-1]) * n for _ in election.contests],
-            first_hash=[bytearray(8 * n) for _ in election.contests],
+            first_hash=[bytearray(PREFIX * n) for _ in election.contests],
         )
 
     def enroll(self, mesa: int, device: bytes) -> None:
@@ -121,11 +122,11 @@ class VerifiedState:
                 mesa_device=bytearray(b64decode(value["mesa_device"], "state", DIGEST * n)),
                 extra_devices={int(m): {b64decode(d, "state") for d in ds} for m, ds in value["extra_devices"]},
                 first=[q(t, n) for t in value["first"]],
-                first_hash=[bytearray(b64decode(t, "state", 8 * n)) for t in value["first_hash"]],
+                first_hash=[bytearray(b64decode(t, "state", PREFIX * n)) for t in value["first_hash"]],
                 rows=[q(t) for t in value["rows"]],
                 conflicts={(int(m), int(c)): list(leaves) for m, c, leaves, _ in value["conflicts"]},
                 conflict_hashes={
-                    (int(m), int(c)): [b64decode(h, "state.conflicts", 8) for h in hashes]
+                    (int(m), int(c)): [b64decode(h, "state.conflicts", PREFIX) for h in hashes]
                     for m, c, _, hashes in value["conflicts"]
                 },
                 edge={path: b64decode(text, "state.edge") for path, text in value["edge"].items()},
