@@ -9,7 +9,7 @@ same mesa are conflicts: logged, listed, never silently replacing the first (doc
 from __future__ import annotations
 
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 from actas.core import canonical
@@ -133,11 +133,30 @@ def _area_value(code: str, name: str, row: list[int], mesas: int, registered: in
     }
 
 
-def results_files(tallies: Sequence[Tally], binding: Binding, conflicts: Sequence[ConflictRecord]) -> dict[str, bytes]:
-    """The published results files (path → canonical bytes): per contest, one national file and one per level."""
-    files: dict[str, bytes] = {}
+ResultsFile = tuple[str, Iterator[bytes]]
+
+
+def _streamed(head: dict[str, object], areas: Iterable[dict[str, object]]) -> Iterator[bytes]:
+    """Canonical bytes of ``{**head, "areas": [...]}`` area by area, never holding the whole list.
+
+    "areas" sorts before every other member of a results file, so the object opens with it.
+    """
+    yield b'{"areas":['
+    for n, area in enumerate(areas):
+        yield (b"," if n else b"") + canonical.encode_decoded(area)
+    rest = canonical.encode_decoded(head)
+    yield b"]," + rest[1:] if len(rest) > 2 else b"]}"
+
+
+def iter_results_files(
+    tallies: Sequence[Tally], binding: Binding, conflicts: Sequence[ConflictRecord]
+) -> Iterator[ResultsFile]:
+    """The published results files as (path, chunks of canonical bytes): per contest, national and per level.
+
+    Chunks are produced area by area, so a million-mesa election is written or compared without building it.
+    """
     if not tallies:
-        return files
+        return
     election = tallies[0].election
     mesas, registered = expected_per_area(election)
     total_mesas = sum(m for m, a in zip(mesas, election.areas, strict=True) if a.parent < 0)
@@ -154,19 +173,22 @@ def results_files(tallies: Sequence[Tally], binding: Binding, conflicts: Sequenc
         }
         national = _area_value("", election.title, tally.national(), total_mesas, total_registered)
         listed = [{"leaves": list(c.leaves), "mesa": c.mesa} for c in conflicts if c.contest == tally.contest.id]
-        files[f"results/{tally.contest.id}/national.json"] = canonical.encode_decoded(
-            {**header, "areas": [national], "conflicts": listed, "level": "national"}
+        yield (
+            f"results/{tally.contest.id}/national.json",
+            _streamed({**header, "conflicts": listed, "level": "national"}, [national]),
         )
         for level, level_name in enumerate(election.levels):
-            areas = [
+            areas = (
                 _area_value(area.code, area.name, tally.row(i), mesas[i], registered[i])
                 for i, area in enumerate(election.areas)
                 if area.level == level
-            ]
-            files[f"results/{tally.contest.id}/{level_name}.json"] = canonical.encode_decoded(
-                {**header, "areas": areas, "level": level_name}
             )
-    return files
+            yield f"results/{tally.contest.id}/{level_name}.json", _streamed({**header, "level": level_name}, areas)
+
+
+def results_files(tallies: Sequence[Tally], binding: Binding, conflicts: Sequence[ConflictRecord]) -> dict[str, bytes]:
+    """The published results files (path → canonical bytes), whole; see iter_results_files for large elections."""
+    return {path: b"".join(chunks) for path, chunks in iter_results_files(tallies, binding, conflicts)}
 
 
 def tally_entries(election: Election, entries: Iterable[bytes]) -> tuple[list[Tally], list[ConflictRecord]]:

@@ -16,7 +16,7 @@ from actas.core.bundle_check import LOG, BundleChecker, BundleReader, BundleResu
 from actas.core.election import Election
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
-from actas.core.tally import Binding, ConflictRecord, Tally, results_files
+from actas.core.tally import Binding, ConflictRecord, Tally, iter_results_files
 from actas.core.tiles import TILE_WIDTH, TileBuilder, TileCoord, perfect_hash_from_tiles, tile_path, tiles_for_size
 from actas.core.verify_report import (
     MAX_LISTED,
@@ -170,15 +170,15 @@ class Verification:
             for (mesa, contest), leaves in sorted(state.conflicts.items(), key=lambda kv: kv[1][0])
         ]
         binding = Binding(self.checkpoint.origin, self.checkpoint.size, self.checkpoint.root_hash)
-        expected = results_files(self._tallies, binding, report.conflicts)
-        for path, data in expected.items():
+        for path, chunks in iter_results_files(self._tallies, binding, report.conflicts):
             try:
                 published = self.reader.read(path)
             except ActasError as exc:
                 report.fail(Failure(S_RESULTS, path, str(exc)))
                 continue
-            if published != data:
-                report.fail(Failure(S_RESULTS, path, _first_difference(published, data)))
+            problem = _compare_stream(published, chunks)
+            if problem is not None:
+                report.fail(Failure(S_RESULTS, path, problem))
         for tally in self._tallies:
             report.national[tally.contest.id] = tally.national()
         report.reached = S_RESULTS
@@ -191,11 +191,20 @@ class Verification:
         state.counts = dict(report.counts)
 
 
-def _first_difference(published: bytes, expected: bytes) -> str:
-    for i, (a, b) in enumerate(zip(published, expected, strict=False)):
-        if a != b:
-            return f"differs from the totals recomputed from the log at byte {i}"
-    return f"differs from the recomputed totals in length ({len(published)} vs {len(expected)} bytes)"
+def _compare_stream(published: bytes, chunks: Iterator[bytes]) -> str | None:
+    """None when the published bytes equal the expected chunks, else where they first differ."""
+    offset = 0
+    for chunk in chunks:
+        part = published[offset : offset + len(chunk)]
+        if part != chunk:
+            for i, (a, b) in enumerate(zip(part, chunk, strict=False)):
+                if a != b:
+                    return f"differs from the totals recomputed from the log at byte {offset + i}"
+            return f"differs from the recomputed totals in length (ends at byte {len(published)})"
+        offset += len(chunk)
+    if offset != len(published):
+        return f"differs from the recomputed totals in length ({len(published)} bytes, {offset} expected)"
+    return None
 
 
 StateLoader = Callable[[Checkpoint, Election], "VerifiedState | None"]

@@ -18,7 +18,7 @@ from pathlib import Path
 from actas.core.tiles import tile_path, tiles_for_size
 from actas.errors import StorageError
 from actas.publish.results import Results, compute_results
-from actas.storage.files import write_durable
+from actas.storage.files import write_chunks, write_durable
 from actas.storage.layout import DataDir
 
 
@@ -54,8 +54,9 @@ def publish_bundle(data: DataDir, out: Path) -> PublishSummary:
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
         written.append(target)
-    for relative, content in results.files.items():
-        put(relative, content)
+    for relative, chunks in results.iter_files():
+        write_chunks(out / relative, chunks)
+        written.append(out / relative)
     # The checkpoint goes last: a reader that sees it finds every file it commits to.
     put("log/checkpoint", results.checkpoint_bytes)
     total = sum(p.stat().st_size for p in written)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from actas.core.election import Election
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
-from actas.core.tally import Binding, ConflictRecord, Tally, results_files, tally_entries
+from actas.core.tally import Binding, ConflictRecord, ResultsFile, Tally, iter_results_files, tally_entries
 from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
 
@@ -23,7 +23,20 @@ class Results:
     authority: Verifier
     tallies: list[Tally]
     conflicts: list[ConflictRecord]
-    files: dict[str, bytes]
+
+    @property
+    def binding(self) -> Binding:
+        """The checkpoint the totals are bound to."""
+        return Binding(self.checkpoint.origin, self.checkpoint.size, self.checkpoint.root_hash)
+
+    def iter_files(self) -> Iterator[ResultsFile]:
+        """The results files as (path, chunks), produced area by area."""
+        return iter_results_files(self.tallies, self.binding, self.conflicts)
+
+    @property
+    def files(self) -> dict[str, bytes]:
+        """The results files whole (fine for display; large elections should use iter_files)."""
+        return {path: b"".join(chunks) for path, chunks in self.iter_files()}
 
 
 def _entries(store: SqliteLogStore, size: int, step: int = 8192) -> Iterator[bytes]:
@@ -42,6 +55,4 @@ def compute_results(data: DataDir) -> Results:
         tallies, conflicts = tally_entries(election, _entries(store, checkpoint.size))
     finally:
         store.close()
-    binding = Binding(checkpoint.origin, checkpoint.size, checkpoint.root_hash)
-    files = results_files(tallies, binding, conflicts)
-    return Results(election, checkpoint, checkpoint_bytes, authority, tallies, conflicts, files)
+    return Results(election, checkpoint, checkpoint_bytes, authority, tallies, conflicts)
