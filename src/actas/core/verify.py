@@ -54,6 +54,7 @@ __all__ = [
     "Failure",
     "Report",
     "Verification",
+    "load_definition",
     "verify_bundle",
 ]
 
@@ -191,6 +192,12 @@ class Verification:
         state.counts = dict(report.counts)
 
 
+def load_definition(data: bytes) -> tuple[Election, bool]:
+    """Parse election.json and tell whether its bytes are exactly the canonical encoding (compared in chunks)."""
+    election = Election.from_json(data)
+    return election, _compare_stream(data, election.iter_canonical()) is None
+
+
 def _compare_stream(published: bytes, chunks: Iterator[bytes]) -> str | None:
     """None when the published bytes equal the expected chunks, else where they first differ."""
     offset = 0
@@ -249,8 +256,7 @@ def verify_bundle(
     progress: Callable[[int, int], None] | None = None,
     since: bytes | None = None,
     load_state: StateLoader | None = None,
-    election: Election | None = None,
-    election_json: bytes | None = None,
+    definition: tuple[Election, bool] | None = None,
 ) -> tuple[Report, VerifiedState | None]:
     """Run every step over a bundle; returns the report and, when it ran to the end, the state to save.
 
@@ -273,15 +279,13 @@ def verify_bundle(
         report.fail(Failure(S_CHECKPOINT, "log/checkpoint", f"origin differs from the key name {authority.name!r}"))
     _check_key_file(reader, authority, report)
     try:
-        # A caller may pass the definition bytes it read and parsed (the same bytes its workers use).
-        if election is None or election_json is None:
-            election_json = reader.read("election.json")
-            election = Election.from_json(election_json)
+        # A caller may pass the definition it read with load_definition (the one its workers use).
+        election, canonical_bytes = definition or load_definition(reader.read("election.json"))
     except ActasError as exc:
         report.fail(Failure(S_ELECTION, "election.json", str(exc)))
         report.reached = S_ELECTION
         return report, None
-    if election_json != election.to_canonical():
+    if not canonical_bytes:
         report.fail(Failure(S_ELECTION, "election.json", "not the canonical encoding of the definition"))
     if election.origin != checkpoint.origin:
         report.fail(Failure(S_ELECTION, "election.json", "origin differs from the checkpoint's"))

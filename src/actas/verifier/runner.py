@@ -13,7 +13,7 @@ from pathlib import Path
 
 from actas.core.election import Election
 from actas.core.keys import Verifier
-from actas.core.verify import BundleChecker, BundleReader, BundleResult, Report, verify_bundle
+from actas.core.verify import BundleChecker, BundleReader, BundleResult, Report, load_definition, verify_bundle
 from actas.errors import ActasError
 from actas.verifier.state import StateDir
 
@@ -76,12 +76,15 @@ def verify(
     else:
         # Parse the definition once here; forked workers inherit it instead of parsing it again each
         # (seconds per worker at a million mesas). Where fork is unavailable each worker parses its own.
-        election: Election | None = None
+        definition: tuple[Election, bool] | None = None
         election_json = b""
         with contextlib.suppress(ActasError):
             election_json = reader.read("election.json")
-            election = Election.from_json(election_json)
+            definition = load_definition(election_json)
+        election = definition[0] if definition is not None else None
         fork = "fork" in multiprocessing.get_all_start_methods()
+        if fork:
+            election_json = b""  # forked workers inherit the parsed definition; the bytes are not kept
         if election is not None:
             _checker = BundleChecker(reader, election, authority)
         # The definition is long-lived: keep the cyclic collector from walking it again and again.
@@ -105,8 +108,7 @@ def verify(
                     progress=progress,
                     since=since,
                     load_state=load,
-                    election=election,
-                    election_json=election_json if election is not None else None,
+                    definition=definition,
                 )
         finally:
             _checker = None
