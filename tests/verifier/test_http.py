@@ -90,3 +90,20 @@ def test_spawned_workers_use_the_definition_the_main_process_read(
     monkeypatch.setattr(multiprocessing, "get_all_start_methods", lambda: ["spawn"])
     report = verify(open_reader(url), key, 2)
     assert report.ok, report.failures
+
+
+@pytest.mark.parametrize("split", [1, 3, 7, 1000])
+def test_stream_comparison_ignores_chunk_boundaries(split: int) -> None:
+    """Results are compared as streams whatever the pieces each side produces."""
+    from actas.core.verify import _compare_streams
+
+    data = bytes(range(256)) * 4
+
+    def pieces(blob: bytes, size: int) -> Iterator[bytes]:
+        return iter([blob[i : i + size] for i in range(0, len(blob), size)])
+
+    assert _compare_streams(pieces(data, split), pieces(data, 5)) is None
+    altered = data[:500] + b"\xff" + data[501:]
+    assert "at byte 500" in str(_compare_streams(pieces(altered, split), pieces(data, 5)))
+    assert "length" in str(_compare_streams(pieces(data + b"x", split), pieces(data, 5)))
+    assert "length" in str(_compare_streams(pieces(data[:-1], split), pieces(data, 5)))

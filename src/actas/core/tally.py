@@ -101,10 +101,10 @@ class Tally:
         return total
 
 
-def expected_per_area(election: Election) -> tuple[list[int], list[int]]:
+def expected_per_area(election: Election) -> tuple[array[int], array[int]]:
     """Mesas and registered voters per area, from the definition, rolled up the tree."""
-    mesas = [0] * len(election.areas)
-    registered = [0] * len(election.areas)
+    mesas = array("q", bytes(8 * len(election.areas)))
+    registered = array("q", bytes(8 * len(election.areas)))
     for i in range(election.mesa_count):
         area = election.mesa_area(i)
         mesas[area] += 1

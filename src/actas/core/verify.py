@@ -171,13 +171,14 @@ class Verification:
             for (mesa, contest), leaves in sorted(state.conflicts.items(), key=lambda kv: kv[1][0])
         ]
         binding = Binding(self.checkpoint.origin, self.checkpoint.size, self.checkpoint.root_hash)
+        read_chunks = getattr(self.reader, "read_chunks", None)  # readers that can stream, do
         for path, chunks in iter_results_files(self._tallies, binding, report.conflicts):
             try:
-                published = self.reader.read(path)
+                published = read_chunks(path) if read_chunks is not None else iter([self.reader.read(path)])
+                problem = _compare_streams(published, chunks)
             except ActasError as exc:
                 report.fail(Failure(S_RESULTS, path, str(exc)))
                 continue
-            problem = _compare_stream(published, chunks)
             if problem is not None:
                 report.fail(Failure(S_RESULTS, path, problem))
         for tally in self._tallies:
@@ -195,23 +196,35 @@ class Verification:
 def load_definition(data: bytes) -> tuple[Election, bool]:
     """Parse election.json and tell whether its bytes are exactly the canonical encoding (compared in chunks)."""
     election = Election.from_json(data)
-    return election, _compare_stream(data, election.iter_canonical()) is None
+    return election, _compare_streams(iter([data]), election.iter_canonical()) is None
 
 
-def _compare_stream(published: bytes, chunks: Iterator[bytes]) -> str | None:
-    """None when the published bytes equal the expected chunks, else where they first differ."""
-    offset = 0
-    for chunk in chunks:
-        part = published[offset : offset + len(chunk)]
+def _compare_streams(published: Iterator[bytes], expected: Iterator[bytes]) -> str | None:
+    """None when two byte streams are equal, else where they first differ; chunk boundaries may differ."""
+    offset = 0  # bytes of the stream already compared
+    buffer, at = b"", 0  # published bytes not yet compared are buffer[at:]
+    for chunk in expected:
+        while len(buffer) - at < len(chunk):
+            more = next(published, None)
+            if more is None:
+                break
+            buffer, at = buffer[at:] + more, 0
+        part = buffer[at : at + len(chunk)]
         if part != chunk:
-            for i, (a, b) in enumerate(zip(part, chunk, strict=False)):
-                if a != b:
-                    return f"differs from the totals recomputed from the log at byte {offset + i}"
-            return f"differs from the recomputed totals in length (ends at byte {len(published)})"
+            return _difference(offset, part, chunk)
+        at += len(chunk)
         offset += len(chunk)
-    if offset != len(published):
-        return f"differs from the recomputed totals in length ({len(published)} bytes, {offset} expected)"
+    extra = len(buffer) - at + sum(len(more) for more in published)
+    if extra:
+        return f"differs from the recomputed totals in length ({extra} bytes more than the {offset} expected)"
     return None
+
+
+def _difference(offset: int, part: bytes, chunk: bytes) -> str:
+    for i, (a, b) in enumerate(zip(part, chunk, strict=False)):
+        if a != b:
+            return f"differs from the totals recomputed from the log at byte {offset + i}"
+    return f"differs from the recomputed totals in length (ends at byte {offset + len(part)})"
 
 
 StateLoader = Callable[[Checkpoint, Election], "VerifiedState | None"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 
 from actas.errors import FetchError
@@ -28,6 +29,17 @@ class DirectoryReader:
         """The bytes of a file in the bundle."""
         try:
             return (self.root / _safe(path)).read_bytes()
+        except FileNotFoundError:
+            raise FetchError(f"{path}: missing from the bundle") from None
+        except OSError as exc:
+            raise FetchError(f"{path}: cannot be read ({exc.strerror})") from None
+
+    def read_chunks(self, path: str, size: int = 1 << 20) -> Iterator[bytes]:
+        """The file's bytes a piece at a time (large results files are compared without loading them)."""
+        try:
+            with open(self.root / _safe(path), "rb") as handle:
+                while chunk := handle.read(size):
+                    yield chunk
         except FileNotFoundError:
             raise FetchError(f"{path}: missing from the bundle") from None
         except OSError as exc:
