@@ -116,13 +116,11 @@ def decode(data: bytes, check_ranges: bool = True) -> Any:
         raise NonCanonicalError("integer far outside ±(2**53-1)") from None
     if check_ranges and _LONG_DIGITS.search(data):
         _check_ranges(value)
-    # json.loads yields only str, int (range-checked above), bool, None, list and dict, so the fast
-    # encoder can be used directly; lone surrogates fail the UTF-8 step.
-    try:
-        again = _encoder.encode(value).encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise MalformedError(f"string holds a lone surrogate (character {exc.start})") from None
-    if again != data:
+    # json.loads yields only str, int (range-checked above), bool, None, list and dict, so the fast encoder
+    # can be used directly. Compare as text: the input decoded as valid UTF-8, so equal text means equal
+    # bytes; a lone surrogate (from a \ud800 escape) makes the texts differ and is named below.
+    again = _encoder.encode(value)
+    if again != text:
         _decoder.decode(text)  # raises for a duplicate key, the likeliest specific cause
         raise NonCanonicalError(f"not canonical JSON (first difference at byte {_first_difference(value, data)})")
     return value

@@ -20,7 +20,8 @@ from actas.errors import KeyFormatError, MalformedError
 ALG_ED25519 = 0x01
 ALG_COSIGNATURE = 0x04  # C2SP tlog-cosignature/v1 uses the same Ed25519 key with this type byte
 _HASH8 = re.compile(r"[0-9a-f]{8}\Z")
-_NAME = re.compile(r"[^\s+]+\Z")  # \s is Unicode whitespace for str patterns, as str.isspace
+# \s is Unicode whitespace for str patterns, as str.isspace; lone surrogates cannot be encoded as UTF-8.
+_NAME = re.compile("[^\\s+\ud800-\udfff]+\\Z")
 
 # Domain separation: each signed object type has its own context prefixed to the canonical bytes.
 CONTEXT_ACTA = "actas/v1/acta"
@@ -33,7 +34,7 @@ CONTEXT_RESULTS = "actas/v1/results"
 
 def check_key_name(name: str) -> None:
     """Reject key names the signed-note format forbids (empty, '+', whitespace, or not encodable as UTF-8)."""
-    if not isinstance(name, str) or not _NAME.match(name) or any("\ud800" <= ch <= "\udfff" for ch in name):
+    if not isinstance(name, str) or not _NAME.match(name):
         raise KeyFormatError(f"key name {name!r}: must be non-empty UTF-8 without '+' or whitespace")
 
 
