@@ -16,21 +16,17 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from actas.core.acta import Acta, option_totals
-from actas.core.election import Election
-from actas.core.entries import acta_entry, election_entry, enroll_entry
+from actas.core.entries import election_entry, enroll_entry
 from actas.core.keys import Signer
 from actas.core.tally import tally_entries
 from actas.log.writer import LogWriter
 from actas.publish.bundle import publish_bundle
 from actas.simulate.geography import generate_election
-from actas.simulate.run import create_data_dir, derive_seed, device_signer
-from actas.simulate.votes import generate_counts
+from actas.simulate.run import create_data_dir, derive_seed, device_signer, signed_actas
 from actas.storage.sqlite import SqliteLogStore
 from actas.verifier.runner import default_workers
 
@@ -55,26 +51,6 @@ def baseline_verify_rate(seconds: float = 2.0) -> float:
             public.verify(signature, message)
         count += 500
     return count / (time.perf_counter() - started)
-
-
-def signed_actas(election: Election, seed: int) -> Iterator[bytes]:
-    """One signed acta per mesa, as a station would transmit it."""
-    for counts in generate_counts(election, seed):
-        contest = election.contest(counts.contest)
-        assert contest is not None
-        device = device_signer(seed, counts.mesa)
-        acta = Acta(
-            election=election.origin,
-            mesa=election.mesa_id(counts.mesa),
-            contest=counts.contest,
-            registered=counts.registered,
-            tickets=counts.tickets,
-            options=option_totals(counts.tickets, contest),
-            null=counts.null,
-            blank=counts.blank,
-            device=str(device.verifier),
-        )
-        yield acta_entry(acta, device)
 
 
 def timed_append(writer: LogWriter, entries: list[bytes]) -> float:

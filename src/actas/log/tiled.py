@@ -8,7 +8,6 @@ between the steps loses nothing; a failed tile write leaves the last checkpoint 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -139,13 +138,7 @@ class TiledLog:
     def _write(self, coord: TileCoord, data: bytes) -> Path:
         """Write a tile atomically: a crash leaves the old file or the new one, never a torn one."""
         path = self.dir / tile_path(coord)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        with open(tmp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        write_durable(path, data)
         return path
 
     def checkpoint_bytes(self) -> bytes:

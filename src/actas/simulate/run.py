@@ -69,6 +69,26 @@ def _batches(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
         yield batch
 
 
+def signed_actas(election: Election, seed: int) -> Iterator[bytes]:
+    """One acta per mesa, signed by the mesa's simulated device, as the stations would transmit them."""
+    for counts in generate_counts(election, seed):
+        contest = election.contest(counts.contest)
+        assert contest is not None
+        device = device_signer(seed, counts.mesa)
+        acta = Acta(
+            election=election.origin,
+            mesa=election.mesa_id(counts.mesa),
+            contest=counts.contest,
+            registered=counts.registered,
+            tickets=counts.tickets,
+            options=option_totals(counts.tickets, contest),
+            null=counts.null,
+            blank=counts.blank,
+            device=str(device.verifier),
+        )
+        yield acta_entry(acta, device)
+
+
 def simulate(
     root: Path, mesas: int, seed: int, workers: int = 0, progress: Progress | None = None
 ) -> SimulationSummary:
@@ -87,25 +107,7 @@ def simulate(
                 device = device_signer(seed, i).verifier
                 yield enroll_entry(election.origin, device, [election.mesa_id(i)], authority)
 
-        def actas() -> Iterator[bytes]:
-            for counts in generate_counts(election, seed):
-                contest = election.contest(counts.contest)
-                assert contest is not None
-                device = device_signer(seed, counts.mesa)
-                acta = Acta(
-                    election=election.origin,
-                    mesa=election.mesa_id(counts.mesa),
-                    contest=counts.contest,
-                    registered=counts.registered,
-                    tickets=counts.tickets,
-                    options=option_totals(counts.tickets, contest),
-                    null=counts.null,
-                    blank=counts.blank,
-                    device=str(device.verifier),
-                )
-                yield acta_entry(acta, device)
-
-        for phase, source in (("enroll", enrollments()), ("actas", actas())):
+        for phase, source in (("enroll", enrollments()), ("actas", signed_actas(election, seed))):
             done = 0
             for batch in _batches(source, BATCH):
                 results = writer.append(batch)
