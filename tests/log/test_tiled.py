@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from actas.core.keys import Signer
-from actas.core.tiles import decode_bundle
+from actas.core.tiles import TileCoord, decode_bundle
 from actas.errors import ActasError
 from actas.log.tiled import TiledLog
 from actas.storage.base import NewEntry
@@ -166,3 +166,34 @@ def test_open_with_an_edge_tile_that_disagrees_with_the_checkpoint(vectors: Path
     log.append([raw(e) for e in entries[9:]])
     golden = vectors / "tlog-tiles-golden" / "log"
     assert log.checkpoint_bytes() == (golden / "checkpoint.15").read_bytes()
+
+
+def test_full_tile_lost_to_a_failed_write_is_written_later(
+    vectors: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure while completing a full tile leaves no hole: the retry writes that tile too."""
+    import errno
+
+    from actas.errors import StorageError
+
+    signer = golden_signer(vectors)
+    entries = [b"entry %d" % i for i in range(300)]
+    log = TiledLog(MemoryLogStore(), tmp_path / "failing", signer)
+    log.append([raw(e) for e in entries[:250]])
+    real_write = TiledLog._write
+
+    def failing_hash_tiles(self: TiledLog, coord: TileCoord, data: bytes) -> Path:
+        if coord.level < 0:  # entry bundles are written; the hash tiles after them fail
+            return real_write(self, coord, data)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(TiledLog, "_write", failing_hash_tiles)
+    with pytest.raises(StorageError):
+        log.append([raw(e) for e in entries[250:260]])  # would complete tile 0 and entry bundle 0
+    monkeypatch.setattr(TiledLog, "_write", real_write)
+    log.append([raw(e) for e in entries[260:]])
+    clean = TiledLog(MemoryLogStore(), tmp_path / "clean", signer)
+    clean.append([raw(e) for e in entries])
+    assert log.checkpoint_bytes() == clean.checkpoint_bytes()
+    for name in ("tile/0/000", "tile/entries/000", "tile/0/001.p/44", "tile/entries/001.p/44"):
+        assert (tmp_path / "failing" / name).read_bytes() == (tmp_path / "clean" / name).read_bytes(), name
