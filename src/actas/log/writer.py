@@ -70,10 +70,6 @@ class LogWriter:
         """Entries integrated into the tiled log."""
         return self._log.size
 
-    def rebuild(self) -> int:
-        """Rewrite every tile, bundle and the checkpoint from the stored entries; return the size."""
-        return self._log.rebuild()
-
     def bootstrap(self) -> None:
         """Log the election entry as entry 0 if the log is empty."""
         if self._store.size() == 0:
