@@ -9,15 +9,15 @@ from pathlib import Path
 import pytest
 
 from actas.errors import StorageError
-from actas.storage.base import LogStore, NewEntry
+from actas.storage.base import LogStore, NewEntry, Submission, SubmissionStore
 from actas.storage.memory import MemoryLogStore
 from actas.storage.sqlite import SqliteLogStore
 
 
 @pytest.fixture(params=["memory", "sqlite"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LogStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[SubmissionStore]:
     """Each backend in turn."""
-    backend: LogStore = MemoryLogStore() if request.param == "memory" else SqliteLogStore(tmp_path / "log.db")
+    backend: SubmissionStore = MemoryLogStore() if request.param == "memory" else SqliteLogStore(tmp_path / "log.db")
     yield backend
     backend.close()
 
@@ -111,3 +111,63 @@ def test_sqlite_errors_after_open_are_storage_errors(tmp_path: Path) -> None:
         with pytest.raises(StorageError):
             call()
     store.close()
+
+
+# -- the submission queue (SubmissionStore) ------------------------------------------------------------------
+
+
+def submission(data: bytes, received: int = 100, mesa: str | None = "m1", signer: str | None = "dev") -> Submission:
+    """An accepted acta submission."""
+    return Submission(entry(data, mesa=mesa), received, signer)
+
+
+def test_submit_is_idempotent_and_keeps_the_first_receipt_time(store: SubmissionStore) -> None:
+    """Resubmitting the same leaf stores nothing new and returns the first submission's time."""
+    first = store.submit([submission(b"a", received=100), submission(b"b", received=100, mesa="m2")])
+    assert [s.received for s in first] == [100, 100]
+    again = store.submit([submission(b"a", received=999), submission(b"c", received=999, mesa="m3")])
+    assert [s.received for s in again] == [100, 999]
+    assert again[0].entry.data == b"a" and again[0].signer == "dev"
+    assert store.pending_count() == 3
+    assert [p.submission.entry.data for p in store.pending(10)] == [b"a", b"b", b"c"]
+
+
+def test_pending_is_ordered_limited_and_drained_by_mark(store: SubmissionStore) -> None:
+    """The queue yields oldest first, honours the limit and forgets what is marked sequenced."""
+    store.submit([submission(bytes([i]), mesa=f"m{i}") for i in range(5)])
+    head = store.pending(2)
+    assert [p.submission.entry.data for p in head] == [b"\x00", b"\x01"]
+    assert head[0].seq < head[1].seq
+    store.mark_sequenced([p.seq for p in head])
+    assert [p.submission.entry.data for p in store.pending(10)] == [b"\x02", b"\x03", b"\x04"]
+    assert store.pending_count() == 3
+    # A sequenced submission is still known, for receipts and proofs.
+    assert set(store.submitted([entry(b"\x00").entry_hash, entry(b"zz").entry_hash])) == {entry(b"\x00").entry_hash}
+
+
+def test_submission_round_trips_every_field(store: SubmissionStore) -> None:
+    """What the sequencer reads back is exactly what ingest stored, enrollment fields included."""
+    enroll = NewEntry(b"e", entry(b"e").entry_hash, "enroll", device="k1", mesas=("m1", "m2"))
+    acta = NewEntry(b"x", entry(b"x").entry_hash, "acta", mesa="m9", contest="c2")
+    store.submit([Submission(enroll, 7), Submission(acta, 8, "k1")])
+    got = [p.submission for p in store.pending(10)]
+    assert got == [Submission(enroll, 7, None), Submission(acta, 8, "k1")]
+
+
+def test_submitted_for_mesa(store: SubmissionStore) -> None:
+    """Every submission of a mesa and contest, in the order stored."""
+    store.submit([submission(b"a"), submission(b"b", mesa="m2"), submission(b"c")])
+    assert store.submitted_for_mesa("m1", "c") == [entry(b"a").entry_hash, entry(b"c").entry_hash]
+    assert store.submitted_for_mesa("m1", "other") == []
+
+
+def test_cosignatures_one_per_witness_and_checkpoint(store: SubmissionStore) -> None:
+    """A witness's later cosignature of the same checkpoint replaces its earlier one; others are kept apart."""
+    root, other = b"r" * 32, b"s" * 32
+    store.add_cosignature(5, root, "w2", "— w2 AAAA")
+    store.add_cosignature(5, root, "w1", "— w1 BBBB")
+    store.add_cosignature(5, root, "w1", "— w1 CCCC")
+    store.add_cosignature(5, other, "w1", "— w1 DDDD")
+    assert store.cosignatures(5, root) == ["— w1 CCCC", "— w2 AAAA"]
+    assert store.cosignatures(5, other) == ["— w1 DDDD"]
+    assert store.cosignatures(6, root) == []

@@ -5,12 +5,12 @@ What needs the log's state (deduplication, enrollment, conflicts) is checked by 
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actas.core.acta import check_rules, errors_of
 from actas.core.election import Election
+from actas.core.merkle import leaf_hash
 from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entry, signature_valid
 from actas.core.keys import Verifier
 from actas.errors import ActasError, DefinitionError, MalformedError, RuleError, SignatureError
@@ -32,7 +32,7 @@ def check_one(data: bytes, election: Election, authority: Verifier) -> Checked:
     try:
         parsed = parse_entry(data)
         entry = parsed.entry
-        entry_hash = hashlib.sha256(data).digest()
+        entry_hash = leaf_hash(data)
         if not signature_valid(parsed, authority):
             who = "device" if isinstance(entry, ActaEntry) else "authority"
             raise SignatureError(f"{type(entry).__name__}: the {who} signature does not verify")

@@ -1,7 +1,9 @@
 """The LogStore protocol: durable entries plus the indexes the sequencer needs.
 
 The store keeps entries and their indexes only; tiles and checkpoints are derived from them by ``actas.log``.
-Every backend (memory, SQLite, later PostgreSQL) passes the same test suite (tests/storage).
+A SubmissionStore adds the queue between the ingest processes, which accept and durably store submissions, and
+the one sequencer that appends them to the log; and the witnesses' cosignatures. Every backend (memory, SQLite,
+PostgreSQL) passes the same test suite (tests/storage).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ class NewEntry:
     """An entry ready to store, with the index fields the sequencer extracted from it."""
 
     data: bytes
-    entry_hash: bytes  # SHA-256 of data, for deduplication
+    entry_hash: bytes  # the RFC 6962 leaf hash, SHA-256(0x00 ‖ data): deduplication and proof lookups
     kind: str
     mesa: str | None = None  # acta: its mesa
     contest: str | None = None  # acta: its contest
@@ -70,4 +72,57 @@ class LogStore(Protocol):
 
     def close(self) -> None:
         """Release the store."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """An entry an ingest process checked and accepted: what it stores before answering with a receipt."""
+
+    entry: NewEntry
+    received: int  # Unix seconds, as stated in the receipt; a resubmission keeps the first value
+    signer: str | None = None  # acta: the device key that signed it, for the sequencer's enrollment check
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """A stored submission the sequencer has not yet taken into the log, with its queue position."""
+
+    seq: int
+    submission: Submission
+
+
+class SubmissionStore(LogStore, Protocol):
+    """A LogStore that also queues accepted submissions for the sequencer and keeps cosignatures."""
+
+    def submit(self, items: Sequence[Submission]) -> list[Submission]:
+        """Durably store submissions not stored before (by leaf hash); return what is stored for each item."""
+        ...
+
+    def submitted(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
+        """The stored submission for each leaf hash among hashes that was ever submitted."""
+        ...
+
+    def submitted_for_mesa(self, mesa: str, contest: str) -> list[bytes]:
+        """Leaf hashes of every submission for a mesa and contest, in the order they were stored."""
+        ...
+
+    def pending(self, limit: int) -> list[Pending]:
+        """Up to limit submissions not yet sequenced, in the order they were stored."""
+        ...
+
+    def mark_sequenced(self, seqs: Sequence[int]) -> None:
+        """Record that these queued submissions are in the log (or were found to be already)."""
+        ...
+
+    def pending_count(self) -> int:
+        """How many submissions wait for the sequencer."""
+        ...
+
+    def add_cosignature(self, size: int, root: bytes, witness: str, line: str) -> None:
+        """Keep a witness's cosignature line of the checkpoint (size, root); a later one from it replaces it."""
+        ...
+
+    def cosignatures(self, size: int, root: bytes) -> list[str]:
+        """The cosignature lines kept for the checkpoint (size, root), ordered by witness name."""
         ...

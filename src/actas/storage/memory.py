@@ -4,17 +4,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from actas.storage.base import Conflict, NewEntry
+from actas.storage.base import Conflict, NewEntry, Pending, Submission
 
 
 class MemoryLogStore:
-    """A LogStore holding everything in Python containers."""
+    """A SubmissionStore holding everything in Python containers."""
 
     def __init__(self) -> None:
         self._entries: list[bytes] = []
         self._hashes: dict[bytes, int] = {}
         self._mesas: dict[tuple[str, str], list[int]] = {}
         self._enrollments: list[tuple[str, str]] = []
+        self._submissions: dict[bytes, tuple[int, Submission]] = {}
+        self._queue: dict[int, Submission] = {}
+        self._cosignatures: dict[tuple[int, bytes], dict[str, str]] = {}
 
     def size(self) -> int:
         """Number of entries stored."""
@@ -58,6 +61,49 @@ class MemoryLogStore:
             for (mesa, contest), indexes in sorted(self._mesas.items())
             if len(indexes) > 1
         ]
+
+    def submit(self, items: Sequence[Submission]) -> list[Submission]:
+        """Store new submissions; return the stored record of each item."""
+        for item in items:
+            if item.entry.entry_hash not in self._submissions:
+                seq = len(self._submissions) + 1
+                self._submissions[item.entry.entry_hash] = (seq, item)
+                self._queue[seq] = item
+        return [self._submissions[item.entry.entry_hash][1] for item in items]
+
+    def submitted(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
+        """The stored submission of each leaf hash that was ever submitted."""
+        return {h: self._submissions[h][1] for h in hashes if h in self._submissions}
+
+    def submitted_for_mesa(self, mesa: str, contest: str) -> list[bytes]:
+        """Leaf hashes of the submissions for a mesa and contest, in the order stored."""
+        return [
+            h
+            for h, (_, item) in self._submissions.items()
+            if item.entry.mesa == mesa and item.entry.contest == contest
+        ]
+
+    def pending(self, limit: int) -> list[Pending]:
+        """Up to limit unsequenced submissions, oldest first."""
+        return [Pending(seq, self._queue[seq]) for seq in sorted(self._queue)[:limit]]
+
+    def mark_sequenced(self, seqs: Sequence[int]) -> None:
+        """Take these submissions off the queue."""
+        for seq in seqs:
+            self._queue.pop(seq, None)
+
+    def pending_count(self) -> int:
+        """How many submissions wait for the sequencer."""
+        return len(self._queue)
+
+    def add_cosignature(self, size: int, root: bytes, witness: str, line: str) -> None:
+        """Keep a witness's cosignature line for a checkpoint."""
+        self._cosignatures.setdefault((size, root), {})[witness] = line
+
+    def cosignatures(self, size: int, root: bytes) -> list[str]:
+        """Cosignature lines kept for a checkpoint, by witness name."""
+        kept = self._cosignatures.get((size, root), {})
+        return [kept[name] for name in sorted(kept)]
 
     def close(self) -> None:
         """Nothing to release."""

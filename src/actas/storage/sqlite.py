@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from actas.errors import StorageError
-from actas.storage.base import Conflict, NewEntry
+from actas.storage.base import Conflict, NewEntry, Pending, Submission
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -31,7 +31,31 @@ CREATE TABLE IF NOT EXISTS enrollments (
     mesa TEXT NOT NULL,
     PRIMARY KEY (idx, mesa)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS submissions (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    hash BLOB NOT NULL UNIQUE,
+    kind TEXT NOT NULL,
+    mesa TEXT,
+    contest TEXT,
+    device TEXT,
+    mesas TEXT NOT NULL,
+    signer TEXT,
+    received INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    sequenced INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS submissions_pending ON submissions(seq) WHERE sequenced = 0;
+CREATE INDEX IF NOT EXISTS submissions_mesa ON submissions(mesa, contest, seq) WHERE mesa IS NOT NULL;
+CREATE TABLE IF NOT EXISTS cosignatures (
+    size INTEGER NOT NULL,
+    root BLOB NOT NULL,
+    witness TEXT NOT NULL,
+    line TEXT NOT NULL,
+    PRIMARY KEY (size, root, witness)
+) WITHOUT ROWID;
 """
+
+_SUBMISSION_COLUMNS = "hash, kind, mesa, contest, device, mesas, signer, received, data"
 
 
 _Fn = TypeVar("_Fn", bound=Callable[..., Any])
@@ -50,8 +74,38 @@ def _storage_errors(fn: _Fn) -> _Fn:
     return cast(_Fn, wrapper)
 
 
+def _submission_row(item: Submission) -> tuple[object, ...]:
+    entry = item.entry
+    mesas = " ".join(entry.mesas)  # mesa codes never hold spaces (entries.py)
+    return (
+        entry.entry_hash,
+        entry.kind,
+        entry.mesa,
+        entry.contest,
+        entry.device,
+        mesas,
+        item.signer,
+        item.received,
+        entry.data,
+    )
+
+
+def _submission(row: Sequence[Any]) -> Submission:
+    entry_hash, kind, mesa, contest, device, mesas, signer, received, data = row
+    entry = NewEntry(
+        bytes(data),
+        bytes(entry_hash),
+        str(kind),
+        mesa=mesa,
+        contest=contest,
+        device=device,
+        mesas=tuple(str(mesas).split()),
+    )
+    return Submission(entry, int(received), signer)
+
+
 class SqliteLogStore:
-    """A LogStore in one SQLite database file, written by one sequencer."""
+    """A SubmissionStore in one SQLite database file: one sequencer and one process (several threads) at a time."""
 
     def __init__(self, path: Path | str) -> None:
         try:
@@ -61,6 +115,8 @@ class SqliteLogStore:
             self._db.execute("PRAGMA synchronous=FULL")
             # The hash and mesa indexes take random keys: keep their hot pages in memory (64 MB) at 1 M entries.
             self._db.execute("PRAGMA cache_size=-65536")
+            # Ingest and the sequencer write through separate connections: wait for the other's commit.
+            self._db.execute("PRAGMA busy_timeout=60000")
             self._db.executescript(SCHEMA)
             row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*) FROM entries").fetchone()
         except sqlite3.Error as exc:
@@ -158,6 +214,87 @@ class SqliteLogStore:
             Conflict(str(mesa), str(contest), tuple(sorted(int(i) for i in str(idxs).split(","))))
             for mesa, contest, idxs in cursor
         ]
+
+    # -- the submission queue -------------------------------------------------------------------------------
+
+    @_storage_errors
+    def submit(self, items: Sequence[Submission]) -> list[Submission]:
+        """Durably store new submissions (one transaction); return the stored record of each item."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany(
+                f"INSERT OR IGNORE INTO submissions ({_SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [_submission_row(item) for item in items],
+            )
+            stored = self._submitted_locked([item.entry.entry_hash for item in items])
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+        return [stored[item.entry.entry_hash] for item in items]
+
+    def _submitted_locked(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
+        found: dict[bytes, Submission] = {}
+        unique = list(dict.fromkeys(hashes))
+        for offset in range(0, len(unique), 500):
+            chunk = unique[offset : offset + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT {_SUBMISSION_COLUMNS} FROM submissions WHERE hash IN ({marks})"
+            for row in self._db.execute(query, chunk):
+                found[bytes(row[0])] = _submission(row)
+        return found
+
+    @_storage_errors
+    def submitted(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
+        """The stored submission of each leaf hash that was ever submitted."""
+        return self._submitted_locked(hashes)
+
+    @_storage_errors
+    def submitted_for_mesa(self, mesa: str, contest: str) -> list[bytes]:
+        """Leaf hashes of the submissions for a mesa and contest, in the order stored."""
+        cursor = self._db.execute(
+            "SELECT hash FROM submissions WHERE mesa = ? AND contest = ? ORDER BY seq", (mesa, contest)
+        )
+        return [bytes(row[0]) for row in cursor]
+
+    @_storage_errors
+    def pending(self, limit: int) -> list[Pending]:
+        """Up to limit unsequenced submissions, oldest first."""
+        cursor = self._db.execute(
+            f"SELECT seq, {_SUBMISSION_COLUMNS} FROM submissions WHERE sequenced = 0 ORDER BY seq LIMIT ?", (limit,)
+        )
+        return [Pending(int(row[0]), _submission(row[1:])) for row in cursor]
+
+    @_storage_errors
+    def mark_sequenced(self, seqs: Sequence[int]) -> None:
+        """Take these submissions off the queue."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.executemany("UPDATE submissions SET sequenced = 1 WHERE seq = ?", [(s,) for s in seqs])
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            if self._db.in_transaction:
+                self._db.execute("ROLLBACK")
+            raise
+
+    @_storage_errors
+    def pending_count(self) -> int:
+        """How many submissions wait for the sequencer."""
+        return int(self._db.execute("SELECT COUNT(*) FROM submissions WHERE sequenced = 0").fetchone()[0])
+
+    @_storage_errors
+    def add_cosignature(self, size: int, root: bytes, witness: str, line: str) -> None:
+        """Keep a witness's cosignature line for a checkpoint."""
+        self._db.execute("INSERT OR REPLACE INTO cosignatures VALUES (?, ?, ?, ?)", (size, root, witness, line))
+
+    @_storage_errors
+    def cosignatures(self, size: int, root: bytes) -> list[str]:
+        """Cosignature lines kept for a checkpoint, by witness name."""
+        cursor = self._db.execute(
+            "SELECT line FROM cosignatures WHERE size = ? AND root = ? ORDER BY witness", (size, root)
+        )
+        return [str(row[0]) for row in cursor]
 
     def close(self) -> None:
         """Close the database."""
