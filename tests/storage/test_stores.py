@@ -127,7 +127,8 @@ def test_submit_is_idempotent_and_keeps_the_first_receipt_time(store: Submission
     assert [s.received for s in first] == [100, 100]
     again = store.submit([submission(b"a", received=999), submission(b"c", received=999, mesa="m3")])
     assert [s.received for s in again] == [100, 999]
-    assert again[0].entry.data == b"a" and again[0].signer == "dev"
+    assert again[0].entry.data == b"a"
+    assert again[0].signer == "dev"
     assert store.pending_count() == 3
     assert [p.submission.entry.data for p in store.pending(10)] == [b"a", b"b", b"c"]
 

@@ -78,9 +78,7 @@ class MemoryLogStore:
     def submitted_for_mesa(self, mesa: str, contest: str) -> list[bytes]:
         """Leaf hashes of the submissions for a mesa and contest, in the order stored."""
         return [
-            h
-            for h, (_, item) in self._submissions.items()
-            if item.entry.mesa == mesa and item.entry.contest == contest
+            h for h, (_, item) in self._submissions.items() if item.entry.mesa == mesa and item.entry.contest == contest
         ]
 
     def pending(self, limit: int) -> list[Pending]:
