@@ -40,6 +40,7 @@ THIRD_PARTY = {
     "cli": {"click", "rich"},
     "demo": set(),
     "errors": set(),
+    "service": {"fastapi", "starlette", "uvicorn", "httpx"},
 }
 # Drivers confined to one module each.
 DRIVERS = {"sqlite3": "storage/sqlite.py", "psycopg": "storage/postgres.py", "click": None, "rich": None}

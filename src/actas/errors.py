@@ -14,7 +14,15 @@ human message that names the field, rule or position at fault::
     ├── ProofError              a Merkle inclusion or consistency proof that does not verify
     ├── StorageError            the log store cannot be opened, read or written
     ├── FetchError              a published file cannot be read (missing file, HTTP error)
-    └── VerificationFailed      a bundle failed one or more verification steps
+    ├── VerificationFailed      a bundle failed one or more verification steps
+    │   └── EquivocationError   two checkpoints of one size with different roots, both signed
+    ├── ConflictError           a different acta for a mesa that already has one (logged, flagged)
+    ├── NotFoundError           no such leaf, mesa or area
+    ├── TooLargeError           a request body or file above its size limit
+    ├── RateLimitedError        too many requests from one client address or device key
+    └── UnavailableError        the service cannot take the request now (retry later)
+
+The service maps each code to an HTTP status in one table (actas.service.problems).
 """
 
 from __future__ import annotations
@@ -101,3 +109,48 @@ class VerificationFailed(ActasError):
     """A bundle failed one or more verification steps."""
 
     code = "verification-failed"
+
+
+class EquivocationError(VerificationFailed):
+    """Two checkpoints of the same size with different roots, both signed by the log: a forked log."""
+
+    code = "equivocation"
+
+
+class ConflictError(ActasError):
+    """A different acta for a mesa and contest that already has one: logged and flagged, never replacing it."""
+
+    code = "conflict"
+
+    def __init__(self, message: str, leaf_hash: bytes, existing: bytes) -> None:
+        super().__init__(message)
+        self.leaf_hash = leaf_hash
+        self.existing = existing
+
+
+class NotFoundError(ActasError):
+    """No such leaf, mesa or area."""
+
+    code = "not-found"
+
+
+class TooLargeError(ActasError):
+    """A request body or file above its size limit."""
+
+    code = "too-large"
+
+
+class RateLimitedError(ActasError):
+    """Too many requests from one client address or device key."""
+
+    code = "rate-limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class UnavailableError(ActasError):
+    """The service cannot take the request now; retrying later is expected to work."""
+
+    code = "unavailable"

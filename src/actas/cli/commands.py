@@ -238,15 +238,23 @@ def publish(data_dir: Path, out_dir: Path) -> None:
 @click.argument("data_dir", type=click.Path(path_type=Path))
 @click.option("--mesas", type=click.IntRange(1, 2_000_000), default=30_026, show_default=True, help="Number of mesas.")
 @click.option("--seed", type=int, default=2024, show_default=True, help="Seed for a reproducible election.")
+@click.option(
+    "--actas-to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Do not log the actas: write them to this file, one signed acta per line, for `actas transmit`.",
+)
 @_workers_option
-def simulate(data_dir: Path, mesas: int, seed: int, workers: int | None) -> None:
+def simulate(data_dir: Path, mesas: int, seed: int, actas_to: Path | None, workers: int | None) -> None:
     """Simulate a national election into a new data directory (no publication)."""
     from actas.simulate.run import simulate as run_simulation
     from actas.verifier.runner import default_workers
 
+    jobs = default_workers() if workers is None else workers
     with progress_bar() as update:
-        summary = run_simulation(data_dir, mesas, seed, default_workers() if workers is None else workers, update)
+        summary = run_simulation(data_dir, mesas, seed, jobs, update, actas_to)
     out.print(f"logged {summary.entries:,} entries into {data_dir}")
+    if actas_to is not None:
+        out.print(f"wrote {summary.election.mesa_count:,} signed actas to {actas_to}")
 
 
 @click.group()

@@ -30,6 +30,7 @@ CONTEXT_ELECTION = "actas/v1/election"
 CONTEXT_OBSERVATION = "actas/v1/observation"
 CONTEXT_IMPORT = "actas/v1/import"
 CONTEXT_RESULTS = "actas/v1/results"
+CONTEXT_RECEIPT = "actas/v1/receipt"
 
 
 def check_key_name(name: str) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from actas.core import merkle
 from actas.core.election import Election
@@ -44,12 +45,18 @@ def mesa_proof(data: DataDir, mesa: str, contest: str | None = None) -> MesaProo
     finally:
         store.close()
 
+    return MesaProof(index, entry, leaf_proof(data.log, index, checkpoint_bytes, checkpoint.size))
+
+
+def leaf_proof(log_dir: Path, index: int, checkpoint_bytes: bytes, size: int) -> bytes:
+    """The tlog-proof@v1 of leaf ``index`` in the tree of ``size`` leaves, from the hash tiles under log_dir."""
+
     def read_tile(coord: TileCoord) -> bytes:
         try:
-            return (data.log / tile_path(coord)).read_bytes()
+            return (log_dir / tile_path(coord)).read_bytes()
         except FileNotFoundError:
             raise FetchError(f"{tile_path(coord)}: missing") from None
 
-    hashes = merkle.inclusion_proof(index, checkpoint.size, perfect_hash_from_tiles(read_tile, checkpoint.size))
+    hashes = merkle.inclusion_proof(index, size, perfect_hash_from_tiles(read_tile, size))
     proof = TlogProof(index=index, proof_hashes=tuple(hashes), checkpoint_note=checkpoint_bytes, extra=None)
-    return MesaProof(index, entry, proof.encode())
+    return proof.encode()

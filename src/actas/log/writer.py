@@ -86,7 +86,13 @@ class LogWriter:
 
     def append(self, submissions: Sequence[bytes], progress: Callable[[int], None] | None = None) -> list[AppendResult]:
         """Check, deduplicate and append submissions; integrate tiles; sign a new checkpoint."""
-        checked = self._check(submissions)
+        results = self.append_checked(self._check(submissions))
+        if progress is not None:
+            progress(len(submissions))
+        return results
+
+    def append_checked(self, checked: Sequence[Checked]) -> list[AppendResult]:
+        """Deduplicate and append entries whose stateless checks already passed (at ingest); sign a checkpoint."""
         existing = self._store.find_hashes([c.entry.entry_hash for c in checked if c.entry is not None])
         results: list[AppendResult] = []
         batch: list[NewEntry] = []
@@ -142,8 +148,6 @@ class LogWriter:
         self._log.append(batch)  # raises StorageError if the batch could not be stored: nothing is taken in
         for device, mesas in enrolled.items():
             self._enrolled.setdefault(device, set()).update(mesas)
-        if progress is not None:
-            progress(len(submissions))
         return results
 
     def checkpoint_bytes(self) -> bytes:

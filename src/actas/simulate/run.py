@@ -90,9 +90,17 @@ def signed_actas(election: Election, seed: int) -> Iterator[bytes]:
 
 
 def simulate(
-    root: Path, mesas: int, seed: int, workers: int = 0, progress: Progress | None = None
+    root: Path,
+    mesas: int,
+    seed: int,
+    workers: int = 0,
+    progress: Progress | None = None,
+    actas_out: Path | None = None,
 ) -> SimulationSummary:
-    """Simulate an election of ``mesas`` mesas into a new data directory at ``root``."""
+    """Simulate an election of ``mesas`` mesas into a new data directory at ``root``.
+
+    With actas_out, the signed actas are not logged but written there, one per line, for stations to transmit.
+    """
     election = generate_election(mesas, seed)
     authority = Signer(election.origin, derive_seed(seed, "authority"))
     data = create_data_dir(root, election, authority)
@@ -107,7 +115,12 @@ def simulate(
                 device = device_signer(seed, i).verifier
                 yield enroll_entry(election.origin, device, [election.mesa_id(i)], authority)
 
-        for phase, source in (("enroll", enrollments()), ("actas", signed_actas(election, seed))):
+        phases = [("enroll", enrollments())]
+        if actas_out is None:
+            phases.append(("actas", signed_actas(election, seed)))
+        else:
+            write_durable(actas_out, b"".join(acta + b"\n" for acta in signed_actas(election, seed)))
+        for phase, source in phases:
             done = 0
             for batch in _batches(source, BATCH):
                 results = writer.append(batch)

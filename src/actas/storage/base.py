@@ -103,8 +103,8 @@ class SubmissionStore(LogStore, Protocol):
         """The stored submission for each leaf hash among hashes that was ever submitted."""
         ...
 
-    def submitted_for_mesa(self, mesa: str, contest: str) -> list[bytes]:
-        """Leaf hashes of every submission for a mesa and contest, in the order they were stored."""
+    def submitted_for_mesas(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[bytes]]:
+        """Leaf hashes of the submissions for each (mesa, contest) key, in the order stored; others absent."""
         ...
 
     def pending(self, limit: int) -> list[Pending]:

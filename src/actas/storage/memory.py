@@ -75,11 +75,15 @@ class MemoryLogStore:
         """The stored submission of each leaf hash that was ever submitted."""
         return {h: self._submissions[h][1] for h in hashes if h in self._submissions}
 
-    def submitted_for_mesa(self, mesa: str, contest: str) -> list[bytes]:
-        """Leaf hashes of the submissions for a mesa and contest, in the order stored."""
-        return [
-            h for h, (_, item) in self._submissions.items() if item.entry.mesa == mesa and item.entry.contest == contest
-        ]
+    def submitted_for_mesas(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[bytes]]:
+        """Leaf hashes of the submissions for each (mesa, contest), in the order stored."""
+        wanted = set(keys)
+        found: dict[tuple[str, str], list[bytes]] = {}
+        for leaf, (_, item) in self._submissions.items():  # dicts keep insertion order: the order stored
+            key = (item.entry.mesa or "", item.entry.contest or "")
+            if key in wanted:
+                found.setdefault(key, []).append(leaf)
+        return found
 
     def pending(self, limit: int) -> list[Pending]:
         """Up to limit unsequenced submissions, oldest first."""

@@ -251,12 +251,20 @@ class SqliteLogStore:
         return self._submitted_locked(hashes)
 
     @_storage_errors
-    def submitted_for_mesa(self, mesa: str, contest: str) -> list[bytes]:
-        """Leaf hashes of the submissions for a mesa and contest, in the order stored."""
-        cursor = self._db.execute(
-            "SELECT hash FROM submissions WHERE mesa = ? AND contest = ? ORDER BY seq", (mesa, contest)
-        )
-        return [bytes(row[0]) for row in cursor]
+    def submitted_for_mesas(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[bytes]]:
+        """Leaf hashes of the submissions for each (mesa, contest), in the order stored (one query per 500)."""
+        wanted = set(keys)
+        mesas = sorted({mesa for mesa, _ in wanted})
+        found: dict[tuple[str, str], list[bytes]] = {}
+        for offset in range(0, len(mesas), 500):
+            chunk = mesas[offset : offset + 500]
+            marks = ",".join("?" * len(chunk))
+            query = f"SELECT mesa, contest, hash FROM submissions WHERE mesa IN ({marks}) ORDER BY seq"
+            for mesa, contest, leaf in self._db.execute(query, chunk):
+                key = (str(mesa), str(contest))
+                if key in wanted:
+                    found.setdefault(key, []).append(bytes(leaf))
+        return found
 
     @_storage_errors
     def pending(self, limit: int) -> list[Pending]:

@@ -1,0 +1,218 @@
+"""Ingest: check a submission, store it durably, answer with the authority's receipt.
+
+Stateless checks (canonical form, device signature, arithmetic rules) run on the caller's thread, or in worker
+processes for a batch. Enrollment is checked against the log's enrollments. Storing goes through one committer
+thread that gathers whatever submissions are waiting into one durable transaction (group commit), so concurrent
+requests share a disk flush; a receipt is signed only after that commit returns (DESIGN.md §6).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, Future
+from dataclasses import dataclass
+from typing import Literal
+
+from actas.core.election import Election
+from actas.core.keys import Signer
+from actas.core.merkle import leaf_hash
+from actas.core.receipt import Receipt, sign_receipt
+from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
+from actas.log.validate import Checked, check_chunk, check_one
+from actas.storage.base import Submission, SubmissionStore
+
+Status = Literal["accepted", "duplicate", "conflict"]
+COMMIT_MAX = 8192  # submissions per group commit
+CHUNK = 256  # submissions per worker task
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A stored submission and its receipt; status says whether it was new, a resend, or a conflicting acta."""
+
+    status: Status
+    receipt: Receipt
+    conflicts_with: bytes | None = None  # conflict: the leaf hash of the mesa's first acta
+    warnings: tuple[str, ...] = ()
+
+    @property
+    def leaf_hash(self) -> bytes:
+        """The submitted entry's RFC 6962 leaf hash."""
+        return self.receipt.leaf_hash
+
+    def conflict_error(self) -> ConflictError:
+        """The error a conflicting acta is answered with (it is stored and logged all the same)."""
+        assert self.conflicts_with is not None
+        return ConflictError(
+            "this mesa already has a different acta; this one is logged and flagged as a conflict",
+            self.leaf_hash,
+            self.conflicts_with,
+        )
+
+
+Outcome = Accepted | ActasError
+
+
+@dataclass
+class _Job:
+    items: list[Checked]
+    done: Future[list[Outcome]]
+
+
+class Ingest:
+    """Checks and stores submissions of one election and signs their receipts."""
+
+    def __init__(
+        self,
+        store: SubmissionStore,
+        election: Election,
+        authority: Signer,
+        clock: Callable[[], float],
+        pool: Executor | None = None,
+        on_stored: Callable[[], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._election = election
+        self._authority = authority
+        self._clock = clock
+        self._pool = pool
+        self._on_stored = on_stored
+        self._enrolled: dict[str, set[str]] = {}
+        self._enrolled_lock = threading.Lock()
+        self._last_refresh = float("-inf")
+        self._refresh_enrollments()
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._thread = threading.Thread(target=self._commit_loop, name="actas-committer", daemon=True)
+        self._thread.start()
+
+    # -- stateless and enrollment checks --------------------------------------------------------------------
+
+    def _refresh_enrollments(self) -> None:
+        enrolled: dict[str, set[str]] = {}
+        for device, mesa in self._store.enrollments():
+            enrolled.setdefault(device, set()).add(mesa)
+        with self._enrolled_lock:
+            self._enrolled = enrolled
+            self._last_refresh = self._clock()
+
+    def _is_enrolled(self, device: str, mesa: str) -> bool:
+        if mesa in self._enrolled.get(device, ()):
+            return True
+        # Enrollments are logged before polling day; re-read them at most every 10 s, so a flood of
+        # unenrolled keys cannot make every request scan the enrollment table.
+        if self._clock() - self._last_refresh > 10:
+            self._refresh_enrollments()
+            return mesa in self._enrolled.get(device, ())
+        return False
+
+    def check(self, data: bytes) -> Checked:
+        """Stateless checks plus enrollment for one submitted acta."""
+        return self._enrollment(check_one(data, self._election, self._authority.verifier))
+
+    def check_many(self, items: Sequence[bytes]) -> list[Checked]:
+        """check() for many, in worker processes when a pool is configured and the batch is large."""
+        if self._pool is None or len(items) < 2 * CHUNK:
+            verifier = self._authority.verifier
+            checked = [check_one(data, self._election, verifier) for data in items]
+        else:
+            chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
+            checked = [c for part in self._pool.map(check_chunk, chunks) for c in part]
+        return [self._enrollment(c) for c in checked]
+
+    def _enrollment(self, checked: Checked) -> Checked:
+        entry = checked.entry
+        if entry is None:
+            return checked
+        if entry.kind != "acta":
+            return Checked(None, MalformedError(f"entry.type: {entry.kind!r}; this endpoint takes acta entries"))
+        assert checked.signer is not None and entry.mesa is not None
+        if not self._is_enrolled(checked.signer, entry.mesa):
+            error = EnrollmentError(f"acta for mesa {entry.mesa!r}: the device key is not enrolled for this mesa")
+            return Checked(None, error)
+        return checked
+
+    # -- storing ------------------------------------------------------------------------------------------
+
+    def store(self, items: Sequence[Checked]) -> Future[list[Outcome]]:
+        """Store every checked item (errors pass through); the future gives one outcome per item, in order."""
+        done: Future[list[Outcome]] = Future()
+        self._queue.put(_Job(list(items), done))
+        return done
+
+    def _commit_loop(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            jobs = [job]
+            count = len(job.items)
+            while count < COMMIT_MAX:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    self._queue.put(None)  # finish this group, then stop
+                    break
+                jobs.append(more)
+                count += len(more.items)
+            self._commit(jobs)
+
+    def _commit(self, jobs: list[_Job]) -> None:
+        now = int(self._clock())
+        fresh = [
+            Submission(item.entry, now, item.signer) for job in jobs for item in job.items if item.entry is not None
+        ]
+        try:
+            earlier = self._store.submitted([s.entry.entry_hash for s in fresh]) if fresh else {}
+            stored = self._store.submit(fresh) if fresh else []
+            firsts = self._first_leaves(fresh)
+        except ActasError as exc:
+            failure = exc if isinstance(exc, StorageError) else StorageError(str(exc))
+            for job in jobs:
+                job.done.set_exception(failure)
+            return
+        if stored and self._on_stored is not None:
+            self._on_stored()
+        by_leaf = {s.entry.entry_hash: s for s in stored}
+        for job in jobs:
+            outcomes: list[Outcome] = []
+            for item in job.items:
+                if item.entry is None:
+                    assert item.error is not None
+                    outcomes.append(item.error)
+                    continue
+                kept = by_leaf[item.entry.entry_hash]
+                receipt = sign_receipt(kept.entry.entry_hash, kept.received, self._authority)
+                key = (item.entry.mesa or "", item.entry.contest or "")
+                first = firsts.get(key, kept.entry.entry_hash)
+                if first != kept.entry.entry_hash:
+                    outcomes.append(Accepted("conflict", receipt, first, item.warnings))
+                elif kept.entry.entry_hash in earlier:
+                    outcomes.append(Accepted("duplicate", receipt, None, item.warnings))
+                else:
+                    outcomes.append(Accepted("accepted", receipt, None, item.warnings))
+            job.done.set_result(outcomes)
+
+    def _first_leaves(self, stored: Sequence[Submission]) -> dict[tuple[str, str], bytes]:
+        """The leaf hash of the first acta of each mesa and contest: logged before the service, else submitted."""
+        keys = list({(s.entry.mesa, s.entry.contest) for s in stored if s.entry.mesa and s.entry.contest})
+        if not keys:
+            return {}
+        firsts: dict[tuple[str, str], bytes] = {}
+        logged = self._store.mesa_indexes_many(keys)
+        for key, indexes in logged.items():
+            first = indexes[0]
+            firsts[key] = leaf_hash(self._store.read(first, first + 1)[0])
+        submitted = self._store.submitted_for_mesas([k for k in keys if k not in firsts])
+        for key, leaves in submitted.items():
+            firsts[key] = leaves[0]
+        return firsts
+
+    def close(self) -> None:
+        """Finish queued commits and stop the committer."""
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+        self._store.close()

@@ -1,0 +1,138 @@
+"""The parts of a running service, wired together: stores, ingest, sequencer, live view, limits."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from actas.core.election import Election
+from actas.core.keys import Signer, Verifier
+from actas.errors import StorageError
+from actas.log.validate import init_worker
+from actas.log.writer import LogWriter
+from actas.service.ingest import Ingest
+from actas.service.live import LiveLog
+from actas.service.ratelimit import Limit, RateLimiter
+from actas.service.sequencer import Fault, LocalLock, Lock, Sequencer
+from actas.storage.base import SubmissionStore
+from actas.storage.layout import DataDir
+from actas.storage.postgres import PostgresLogStore, SequencerLock
+from actas.storage.sqlite import SqliteLogStore
+
+log = logging.getLogger("actas.service")
+MAX_ACTA_BODY = 64 * 1024  # an entry is below 64 KiB; a QR payload or JSON with whitespace is near it
+MAX_BATCH_BODY = 64 * 1024 * 1024
+MAX_BATCH_LINES = 100_000
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    """How a service process runs; every field has a safe default."""
+
+    data_dir: Path
+    db: str | None = None  # postgresql://…; None: the data directory's SQLite database
+    sequence: bool = True  # take part in sequencing (with PostgreSQL, whoever holds the lock does)
+    workers: int = 0  # verification processes for batches; 0: verify in the service process
+    address_limit: Limit = field(default_factory=lambda: Limit(0, 0))
+    device_limit: Limit = field(default_factory=lambda: Limit(0, 0))
+    witnesses: tuple[Verifier, ...] = ()
+    max_acta_body: int = MAX_ACTA_BODY
+    max_batch_body: int = MAX_BATCH_BODY
+    max_batch_lines: int = MAX_BATCH_LINES
+    fault: Fault | None = None  # tests only: see Sequencer
+
+
+class Runtime:
+    """Opens and closes everything a service process needs."""
+
+    def __init__(self, config: ServiceConfig, clock: Callable[[], float] = time.time) -> None:
+        self.config = config
+        self.clock = clock
+        self.data = DataDir(config.data_dir)
+        if not self.data.election.exists():
+            raise StorageError(f"{config.data_dir}: no election.json; create the data directory first")
+        self.election = Election.from_json(self.data.election.read_bytes())
+        self.authority = Signer.parse(self.data.authority_key.read_text(encoding="utf-8").strip())
+        self.verifier = self.authority.verifier
+        self.witnesses = {w.name: w for w in config.witnesses}
+        self._prepare_store()
+        self._pool = (
+            ProcessPoolExecutor(
+                config.workers, initializer=init_worker, initargs=(self.election.to_canonical(), str(self.verifier))
+            )
+            if config.workers > 0
+            else None
+        )
+        self.reader = self.open_store()  # read routes; the store guards its own connection
+        self.address_limiter = RateLimiter(config.address_limit, "client address", clock)
+        self.device_limiter = RateLimiter(config.device_limit, "device key", clock)
+        self.live = LiveLog(self.data.log, self.election, self.verifier, self.open_store)
+        self.sequencer: Sequencer | None = None
+        if config.sequence:
+            self.sequencer = Sequencer(self.open_store, self._open_writer, self._lock(), self.live.poke, config.fault)
+        wake = self.sequencer.wake if self.sequencer is not None else None
+        self.ingest = Ingest(self.open_store(), self.election, self.authority, clock, self._pool, wake)
+
+    def open_store(self) -> SubmissionStore:
+        """A new connection to the configured store."""
+        if self.config.db is not None:
+            return PostgresLogStore(self.config.db)
+        return SqliteLogStore(self.data.database)
+
+    def _lock(self) -> Lock:
+        if self.config.db is not None:
+            return SequencerLock(self.config.db)
+        return LocalLock()
+
+    def _open_writer(self, store: SubmissionStore) -> LogWriter:
+        writer = LogWriter(store, self.data.log, self.election, self.authority)
+        writer.bootstrap()
+        return writer
+
+    def _prepare_store(self) -> None:
+        """A new PostgreSQL store starts from the data directory's SQLite log (its election and enrollments)."""
+        if self.config.db is None:
+            if not self.data.database.exists():
+                raise StorageError(f"{self.data.root}: no log database here")
+            return
+        target = PostgresLogStore(self.config.db)
+        try:
+            if target.size() > 0 or not self.data.database.exists():
+                return
+            source = SqliteLogStore(self.data.database)
+            try:
+                from actas.log.validate import check_one
+
+                for start in range(0, source.size(), 4096):
+                    chunk = source.read(start, min(start + 4096, source.size()))
+                    checked = [check_one(data, self.election, self.verifier) for data in chunk]
+                    entries = [c.entry for c in checked if c.entry is not None]
+                    if len(entries) != len(chunk):
+                        raise StorageError(f"{self.data.database}: an entry near {start} no longer checks")
+                    if target.size() == start:
+                        target.append(entries)
+                log.info("copied %d entries from %s into PostgreSQL", source.size(), self.data.database)
+            finally:
+                source.close()
+        finally:
+            target.close()
+
+    def start(self) -> None:
+        """Start the live view and, when configured, the sequencer."""
+        self.live.start()
+        if self.sequencer is not None:
+            self.sequencer.start()
+
+    def close(self) -> None:
+        """Stop threads and worker processes, close stores."""
+        if self.sequencer is not None:
+            self.sequencer.stop()
+        self.ingest.close()
+        self.live.stop()
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+        self.reader.close()

@@ -1,0 +1,143 @@
+"""The sequencer loop: moves stored submissions into the log, one holder at a time.
+
+With PostgreSQL several processes run this loop; a session advisory lock lets exactly one of them sequence, and
+when its process dies PostgreSQL drops the lock and another takes over within a poll interval. With SQLite the
+one service process holds it alone. Appending is idempotent (the writer deduplicates by leaf hash), so a crash
+between appending and taking submissions off the queue only makes the next holder see duplicates.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from actas.errors import ActasError
+from actas.log.validate import Checked
+from actas.log.writer import LogWriter
+from actas.storage.base import Pending, SubmissionStore
+
+log = logging.getLogger("actas.sequencer")
+BATCH = 8192
+IDLE_WAIT = 0.05  # seconds between looks at the queue when nothing woke the loop
+LOCK_POLL = 1.0  # seconds between attempts to become the sequencer
+
+
+class Lock(Protocol):
+    """Who may sequence: try_acquire() once, then held() before every batch."""
+
+    def try_acquire(self) -> bool:
+        """Become the sequencer if nobody is."""
+        ...
+
+    def held(self) -> bool:
+        """Whether this process still is the sequencer."""
+        ...
+
+    def release(self) -> None:
+        """Stop being the sequencer."""
+        ...
+
+
+class LocalLock:
+    """The lock of a single-process deployment (SQLite): always held."""
+
+    def try_acquire(self) -> bool:
+        """Always succeeds."""
+        return True
+
+    def held(self) -> bool:
+        """Always held."""
+        return True
+
+    def release(self) -> None:
+        """Nothing to release."""
+
+
+Fault = Callable[[Sequence[Pending]], Sequence[Pending]]
+
+
+class Sequencer:
+    """Runs the sequencing loop on a thread; calls on_checkpoint(size) after each new checkpoint."""
+
+    def __init__(
+        self,
+        open_store: Callable[[], SubmissionStore],
+        open_writer: Callable[[SubmissionStore], LogWriter],
+        lock: Lock,
+        on_checkpoint: Callable[[], None],
+        fault: Fault | None = None,
+    ) -> None:
+        self._open_store = open_store
+        self._open_writer = open_writer
+        self._lock = lock
+        self._on_checkpoint = on_checkpoint
+        self._fault = fault  # tests only: drop queued submissions instead of logging them
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.is_leader = False
+        self._thread = threading.Thread(target=self._run, name="actas-sequencer", daemon=True)
+
+    def start(self) -> None:
+        """Start the loop."""
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Tell the loop submissions are waiting."""
+        self._wake.set()
+
+    def stop(self) -> None:
+        """Stop the loop after its current batch."""
+        self._stop.set()
+        self._wake.set()
+        self._thread.join(timeout=60)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self._lock.try_acquire():
+                    self._stop.wait(LOCK_POLL)
+                    continue
+            except ActasError as exc:
+                log.warning("cannot take the sequencer lock: %s", exc)
+                self._stop.wait(LOCK_POLL)
+                continue
+            try:
+                self._lead()
+            except ActasError as exc:  # storage trouble: give up the lead, retry after a pause
+                log.error("sequencer stopped: %s", exc)
+                self._stop.wait(LOCK_POLL)
+            finally:
+                self.is_leader = False
+                with contextlib.suppress(ActasError):
+                    self._lock.release()
+
+    def _lead(self) -> None:
+        store = self._open_store()
+        try:
+            writer = self._open_writer(store)  # integrates whatever a dead sequencer left half done
+            self.is_leader = True
+            log.info("sequencing from size %d", writer.size)
+            self._on_checkpoint()
+            while not self._stop.is_set() and self._lock.held():
+                if not self._step(store, writer):
+                    self._wake.wait(IDLE_WAIT)
+                    self._wake.clear()
+        finally:
+            store.close()
+
+    def _step(self, store: SubmissionStore, writer: LogWriter) -> bool:
+        pending = store.pending(BATCH)
+        if not pending:
+            return False
+        take = pending if self._fault is None else self._fault(pending)
+        checked = [Checked(p.submission.entry, None, (), p.submission.signer) for p in take]
+        results = writer.append_checked(checked) if checked else []
+        for item, result in zip(take, results, strict=True):
+            if result.status == "rejected":  # cannot happen for checked submissions; never silently
+                log.error("queued submission %d rejected at sequencing: %s", item.seq, result.error)
+        store.mark_sequenced([p.seq for p in pending])
+        self._on_checkpoint()
+        return True
