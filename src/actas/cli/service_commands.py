@@ -25,6 +25,7 @@ def _limit(value: str, what: str) -> tuple[float, float]:
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--db", metavar="URL", help="postgresql://… to share one store among several processes or hosts.")
+@click.option("--db-schema", default="public", show_default=True, help="PostgreSQL schema holding this log.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
 @click.option("-j", "--workers", type=click.IntRange(0, 256), default=0, help="Processes verifying batches.")
@@ -32,10 +33,13 @@ def _limit(value: str, what: str) -> tuple[float, float]:
 @click.option("--rate-per-device", default="0", metavar="RATE[/BURST]", help="Actas/s per device key (0: off).")
 @click.option("--witness", "witnesses", multiple=True, metavar="VKEY", help="Accept cosignatures from this key.")
 @click.option("--no-sequencer", is_flag=True, help="Only ingest and serve; never sequence (PostgreSQL).")
-@click.option("--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]))
+@click.option(
+    "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log."
+)
 def serve(
     data_dir: Path,
     db: str | None,
+    db_schema: str,
     host: str,
     port: int,
     workers: int,
@@ -55,6 +59,7 @@ def serve(
     config = ServiceConfig(
         data_dir=data_dir,
         db=db,
+        db_schema=db_schema,
         sequence=not no_sequencer,
         workers=workers,
         address_limit=Limit(*_limit(rate_per_address, "--rate-per-address")),

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from actas.core.election import Election
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
 from actas.core.tally import Binding, ConflictRecord, ResultsFile, Tally, iter_results_files, tally_entries
+from actas.core.tiles import ENTRIES, decode_bundle, tile_path, tiles_for_size
+from actas.errors import StorageError
 from actas.storage.layout import DataDir
-from actas.storage.sqlite import SqliteLogStore
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,15 @@ class Results:
         return {path: b"".join(chunks) for path, chunks in self.iter_files()}
 
 
-def _entries(store: SqliteLogStore, size: int, step: int = 8192) -> Iterator[bytes]:
-    for start in range(0, size, step):
-        yield from store.read(start, min(size, start + step))
+def _entries(log_dir: Path, size: int) -> Iterator[bytes]:
+    """The entries the checkpoint commits to, read from the entry bundles (the log itself, whatever the store)."""
+    for coord in tiles_for_size(size):
+        if coord.level == ENTRIES:
+            path = log_dir / tile_path(coord)
+            try:
+                yield from decode_bundle(path.read_bytes(), coord.width)
+            except FileNotFoundError:
+                raise StorageError(f"{path}: missing; run `actas log rebuild` first") from None
 
 
 def compute_results(data: DataDir) -> Results:
@@ -50,9 +58,5 @@ def compute_results(data: DataDir) -> Results:
     authority = Verifier.parse(data.authority_vkey.read_text(encoding="utf-8").strip())
     checkpoint_bytes = data.checkpoint.read_bytes()
     checkpoint = open_checkpoint(checkpoint_bytes, authority)
-    store = SqliteLogStore(data.database)
-    try:
-        tallies, conflicts = tally_entries(election, _entries(store, checkpoint.size))
-    finally:
-        store.close()
+    tallies, conflicts = tally_entries(election, _entries(data.log, checkpoint.size))
     return Results(election, checkpoint, checkpoint_bytes, authority, tallies, conflicts)

@@ -139,7 +139,8 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     @app.get("/healthz", summary="Liveness (also the benchmark's trivial endpoint)")
     async def healthz() -> dict[str, bool]:
-        return {"ok": True}
+        sequencer = runtime.sequencer
+        return {"ok": True, "sequencer": sequencer is not None and sequencer.is_leader}
 
     @app.post(
         "/v1/actas",

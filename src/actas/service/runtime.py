@@ -12,7 +12,7 @@ from pathlib import Path
 from actas.core.election import Election
 from actas.core.keys import Signer, Verifier
 from actas.errors import StorageError
-from actas.log.validate import init_worker
+from actas.log.validate import check_one, init_worker
 from actas.log.writer import LogWriter
 from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
@@ -35,6 +35,7 @@ class ServiceConfig:
 
     data_dir: Path
     db: str | None = None  # postgresql://…; None: the data directory's SQLite database
+    db_schema: str = "public"  # PostgreSQL schema: one per log when a database holds several
     sequence: bool = True  # take part in sequencing (with PostgreSQL, whoever holds the lock does)
     workers: int = 0  # verification processes for batches; 0: verify in the service process
     address_limit: Limit = field(default_factory=lambda: Limit(0, 0))
@@ -80,12 +81,12 @@ class Runtime:
     def open_store(self) -> SubmissionStore:
         """A new connection to the configured store."""
         if self.config.db is not None:
-            return PostgresLogStore(self.config.db)
+            return PostgresLogStore(self.config.db, schema=self.config.db_schema)
         return SqliteLogStore(self.data.database)
 
     def _lock(self) -> Lock:
         if self.config.db is not None:
-            return SequencerLock(self.config.db)
+            return SequencerLock(self.config.db, schema=self.config.db_schema)
         return LocalLock()
 
     def _open_writer(self, store: SubmissionStore) -> LogWriter:
@@ -99,14 +100,12 @@ class Runtime:
             if not self.data.database.exists():
                 raise StorageError(f"{self.data.root}: no log database here")
             return
-        target = PostgresLogStore(self.config.db)
+        target = self.open_store()
         try:
             if target.size() > 0 or not self.data.database.exists():
                 return
             source = SqliteLogStore(self.data.database)
             try:
-                from actas.log.validate import check_one
-
                 for start in range(0, source.size(), 4096):
                     chunk = source.read(start, min(start + 4096, source.size()))
                     checked = [check_one(data, self.election, self.verifier) for data in chunk]
