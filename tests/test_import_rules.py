@@ -32,7 +32,7 @@ ALLOWED_SIBLINGS = {("simulate", "log")}
 # Third parties each part may use at all; `core` needs nothing but the standard library and cryptography.
 THIRD_PARTY = {
     "core": {"cryptography"},
-    "storage": {"cryptography"},
+    "storage": {"cryptography", "psycopg"},
     "verifier": set(),
     "log": set(),
     "publish": set(),
