@@ -19,7 +19,7 @@ from actas.errors import MalformedError, SignatureError
 VERSION = 1
 MAX_RECEIPT_SIZE = 4096
 _KEYS = frozenset({"leaf_hash", "origin", "sig", "time", "type", "v"})
-MAX_TIME = (1 << 63) - 1
+MAX_TIME = (1 << 53) - 1  # the largest integer canonical JSON encodes
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,13 +24,12 @@ import fcntl
 import json
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from actas.core.keys import Verifier
 from actas.core.merkle import leaf_hash
-from actas.core.receipt import Receipt, parse_receipt
+from actas.core.receipt import Receipt
 from actas.errors import KeyFormatError, StorageError, UnavailableError
 from actas.storage.files import sync_directory, write_durable
 
@@ -45,15 +44,6 @@ def default_outbox() -> Path:
     return Path(base) / "actas" / "outbox"
 
 
-@dataclass(frozen=True, slots=True)
-class Stored:
-    """A receipted acta as the outbox holds it."""
-
-    leaf_hash: bytes
-    receipt: bytes  # canonical receipt bytes
-    status: str
-
-
 class Outbox:
     """A directory of pending actas, receipts and rejections; safe to interrupt at any moment."""
 
@@ -62,6 +52,7 @@ class Outbox:
         try:
             for name in (PENDING, RECEIPTS, REJECTED):
                 (root / name).mkdir(parents=True, exist_ok=True)
+            sync_directory(root)  # so the folders themselves survive a power cut on first use
         except OSError as exc:
             raise StorageError(f"{root}: cannot create the outbox ({exc.strerror})") from None
 
@@ -147,31 +138,6 @@ class Outbox:
         self._write(folder, f"{name}.acta", entry, sync=False)
         self._write(folder, f"{name}.json", _json({"leaf_hash": name, "problem": problem, "url": url}))
         self._remove(self.root / PENDING / f"{name}.acta")
-
-    # -- reading ---------------------------------------------------------------------------------------
-
-    def receipts(self) -> Iterator[Stored]:
-        """Every stored receipt, by leaf hash."""
-        for path in sorted((self.root / RECEIPTS).glob("*.receipt")):
-            leaf = _leaf_of(path.name)
-            if leaf is None:
-                continue
-            meta = json.loads((path.with_suffix(".json")).read_bytes())
-            yield Stored(leaf, path.read_bytes(), str(meta.get("status", "")))
-
-    def receipt(self, leaf: bytes) -> Receipt | None:
-        """The stored receipt of a leaf, if any."""
-        path = self.root / RECEIPTS / f"{leaf.hex()}.receipt"
-        return parse_receipt(path.read_bytes()) if path.exists() else None
-
-    def rejected(self) -> dict[bytes, dict[str, Any]]:
-        """Every rejected leaf with the problem the service answered."""
-        out: dict[bytes, dict[str, Any]] = {}
-        for path in sorted((self.root / REJECTED).glob("*.json")):
-            leaf = _leaf_of(path.name)
-            if leaf is not None:
-                out[leaf] = json.loads(path.read_bytes())["problem"]
-        return out
 
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
