@@ -116,6 +116,18 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
     type=click.Path(file_okay=False, path_type=Path),
     help="Where verified states are kept for --since (default: ~/.cache/actas/verified).",
 )
+@click.option(
+    "--witness",
+    "witness_keys",
+    multiple=True,
+    metavar="VKEY",
+    help="A witness whose cosignature the checkpoint must carry (key string or file; repeatable).",
+)
+@click.option(
+    "--min-witnesses",
+    type=click.IntRange(min=0),
+    help="How many of the --witness keys must have cosigned (default: all of them).",
+)
 @_workers_option
 def verify(
     bundle: str,
@@ -124,11 +136,17 @@ def verify(
     json_out: str | None,
     since: Path | None,
     state_dir: Path | None,
+    witness_keys: tuple[str, ...],
+    min_witnesses: int | None,
     workers: int | None,
 ) -> None:
     """Verify a published bundle (directory or http(s) URL) from its bytes alone."""
+    from actas.core.witness_check import distinct_witnesses
     from actas.verifier.state import default_state_dir
 
+    witnesses = distinct_witnesses([load_verifier(w) for w in witness_keys])
+    if min_witnesses is not None and min_witnesses > len(witnesses):
+        raise click.UsageError(f"--min-witnesses {min_witnesses}: only {len(witnesses)} distinct --witness key(s)")
     reader = open_reader(bundle)
     if key is None and not trust_bundle_key:
         raise click.UsageError("pass --key with the authority key you trust (or --trust-bundle-key)")
@@ -149,6 +167,8 @@ def verify(
             lambda done, total: update("verify", done, total),
             since=since.read_bytes() if since is not None else None,
             state_dir=state_dir or default_state_dir(),
+            witnesses=witnesses,
+            min_witnesses=min_witnesses,
         )
     elapsed = time.perf_counter() - started
     if json_out:
@@ -159,6 +179,9 @@ def verify(
             Path(json_out).write_text(text + "\n", encoding="utf-8")
     if json_out != "-":
         print_report(report)
+        if report.witnesses is not None:
+            cosigned = ", ".join(s.label for s in report.witnesses.statuses if s.status == "valid") or "none"
+            out.print(f"witnesses: {report.witnesses.valid} of {report.witnesses.required} required ({cosigned})")
         read = report.size - (report.since or 0)
         note = f" (incremental: entries from {report.since:,})" if report.since is not None else ""
         out.print(f"{read:,} entries read in {elapsed:.1f} s{note}")

@@ -9,13 +9,13 @@ bounded by the size of the election definition, not by the number of entries.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from actas.core import merkle
 from actas.core.bundle_check import LOG, BundleChecker, BundleReader, BundleResult
 from actas.core.election import Election
 from actas.core.keys import Verifier
-from actas.core.note import Checkpoint, open_checkpoint
+from actas.core.note import Checkpoint, open_checkpoint, open_signed_checkpoint
 from actas.core.tally import Binding, ConflictRecord, Tally, iter_results_files
 from actas.core.tiles import TILE_WIDTH, TileBuilder, TileCoord, perfect_hash_from_tiles, tile_path, tiles_for_size
 from actas.core.verify_report import (
@@ -34,6 +34,7 @@ from actas.core.verify_report import (
     Report,
 )
 from actas.core.verify_state import PREFIX, VerifiedState
+from actas.core.witness_check import check_witnesses
 from actas.errors import ActasError
 
 __all__ = [
@@ -270,17 +271,21 @@ def verify_bundle(
     since: bytes | None = None,
     load_state: StateLoader | None = None,
     definition: tuple[Election, bool] | None = None,
+    witnesses: Sequence[Verifier] = (),
+    min_witnesses: int | None = None,
 ) -> tuple[Report, VerifiedState | None]:
     """Run every step over a bundle; returns the report and, when it ran to the end, the state to save.
 
     ``parallel_map`` and ``check_bundle`` let a caller spread the per-bundle work (steps 3-7) over processes.
     With ``since`` (an earlier signed checkpoint) the log must be consistent with it, and when ``load_state``
-    has the state saved for that checkpoint only the entries after it are read.
+    has the state saved for that checkpoint only the entries after it are read. With ``witnesses``, at least
+    ``min_witnesses`` of them (default: all) must have cosigned ``log/checkpoint`` (step 1).
     """
     report = Report()
     where = "log/checkpoint"
     try:
-        checkpoint = open_checkpoint(reader.read(where), authority)
+        signed = open_signed_checkpoint(reader.read(where), authority)
+        checkpoint = signed.checkpoint
         where = "--since checkpoint"
         old = open_checkpoint(since, authority) if since is not None else None
     except ActasError as exc:
@@ -291,6 +296,11 @@ def verify_bundle(
     if checkpoint.origin != authority.name:
         report.fail(Failure(S_CHECKPOINT, "log/checkpoint", f"origin differs from the key name {authority.name!r}"))
     _check_key_file(reader, authority, report)
+    if witnesses or min_witnesses:
+        report.witnesses = check_witnesses(signed.note, witnesses, min_witnesses)
+        problem = report.witnesses.problem()
+        if problem is not None:
+            report.fail(Failure(S_CHECKPOINT, "log/checkpoint", problem))
     try:
         # A caller may pass the definition it read with load_definition (the one its workers use).
         election, canonical_bytes = definition or load_definition(reader.read("election.json"))

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from actas.core.b64 import b64encode
 from actas.core.tally import ConflictRecord
+from actas.core.witness_check import WitnessCheck
 
 STEPS: tuple[tuple[int, str, str], ...] = (
     (1, "checkpoint", "checkpoint signed by the authority key"),
@@ -45,6 +46,7 @@ class Report:
     reached: int = 0  # the last step that was run
     since: int | None = None  # entries before this were verified earlier (incremental run)
     national: dict[str, list[int]] = field(default_factory=dict)
+    witnesses: WitnessCheck | None = None  # the cosignatures checked in step 1, when witnesses were given
 
     @property
     def ok(self) -> bool:
@@ -85,4 +87,5 @@ class Report:
             "conflicts": [{"mesa": c.mesa, "contest": c.contest, "leaves": list(c.leaves)} for c in self.conflicts],
             "counts": dict(self.counts),
             "national": self.national,
+            "witnesses": self.witnesses.to_value() if self.witnesses is not None else None,
         }

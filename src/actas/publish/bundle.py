@@ -4,7 +4,7 @@ Layout (docs/formats.md §6)::
 
     election.json                  the canonical election definition
     keys/authority.vkey            the authority's verifier key (C2SP key string + newline)
-    log/checkpoint                 the signed checkpoint the bundle is bound to
+    log/checkpoint                 the signed checkpoint the bundle is bound to, with the witnesses' cosignatures
     log/tile/…                     every hash tile and entry bundle of that checkpoint's tree
     results/<contest>/national.json, results/<contest>/<level>.json   totals bound to that checkpoint
 """
@@ -15,11 +15,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from actas.core.note import add_signatures
 from actas.core.tiles import tile_path, tiles_for_size
 from actas.errors import StorageError
 from actas.publish.results import Results, compute_results
 from actas.storage.files import write_chunks, write_durable
 from actas.storage.layout import DataDir
+from actas.storage.sqlite import SqliteLogStore
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,16 @@ def publish_bundle(data: DataDir, out: Path) -> PublishSummary:
         write_chunks(out / relative, chunks)
         written.append(out / relative)
     # The checkpoint goes last: a reader that sees it finds every file it commits to.
-    put("log/checkpoint", results.checkpoint_bytes)
+    put("log/checkpoint", _with_cosignatures(data, results))
     total = sum(p.stat().st_size for p in written)
     return PublishSummary(out, checkpoint.size, len(written), total, results)
+
+
+def _with_cosignatures(data: DataDir, results: Results) -> bytes:
+    """The checkpoint note with the cosignature lines the service collected for it (verified when received)."""
+    store = SqliteLogStore(data.database)
+    try:
+        lines = store.cosignatures(results.checkpoint.size, results.checkpoint.root_hash)
+    finally:
+        store.close()
+    return add_signatures(results.checkpoint_bytes, lines) if lines else results.checkpoint_bytes

@@ -7,7 +7,7 @@ import gc
 import multiprocessing
 import os
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
@@ -61,18 +61,29 @@ def verify(
     progress: Callable[[int, int], None] | None = None,
     since: bytes | None = None,
     state_dir: Path | None = None,
+    witnesses: Sequence[Verifier] = (),
+    min_witnesses: int | None = None,
 ) -> Report:
     """Verify a bundle with ``workers`` processes (default: every core; 0 runs in this process).
 
     With ``state_dir``, the state of a successful run is saved there, and ``since`` (an earlier checkpoint
-    verified with the same directory) makes the run read only the entries after it.
+    verified with the same directory) makes the run read only the entries after it. ``witnesses`` and
+    ``min_witnesses`` require cosignatures on the checkpoint (see verify_bundle).
     """
     global _checker
     states = StateDir(state_dir) if state_dir is not None else None
     load = states.load if states is not None else None
     count = default_workers() if workers is None else workers
     if count <= 0:
-        report, state = verify_bundle(reader, authority, progress=progress, since=since, load_state=load)
+        report, state = verify_bundle(
+            reader,
+            authority,
+            progress=progress,
+            since=since,
+            load_state=load,
+            witnesses=witnesses,
+            min_witnesses=min_witnesses,
+        )
     else:
         # Parse the definition once here; forked workers inherit it instead of parsing it again each
         # (seconds per worker at a million mesas). Where fork is unavailable each worker parses its own.
@@ -109,6 +120,8 @@ def verify(
                     since=since,
                     load_state=load,
                     definition=definition,
+                    witnesses=witnesses,
+                    min_witnesses=min_witnesses,
                 )
         finally:
             _checker = None
