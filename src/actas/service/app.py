@@ -14,9 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 
 from actas.core import canonical
 from actas.core.b64 import b64encode
@@ -59,11 +61,19 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (429, "rate limited"),
     )
 }
+_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "code", "detail", "instance"})
+_READ_PROBLEMS = {400: "malformed", 404: "not found", 503: "the log has no checkpoint yet"}
+
+
+def _read_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem responses a read route documents (request validation errors are 400, never FastAPI's 422)."""
+    return {status: {"description": _READ_PROBLEMS[status], **_PROBLEM} for status in statuses}
 
 
 def problem_response(error: ActasError, request: Request, extra: dict[str, Any] | None = None) -> JSONResponse:
-    """The problem+json response of an error."""
-    body = problem(error, request.url.path) | (extra or {})
+    """The problem+json response of an error; extra members never replace the RFC 9457 ones (type, status, …)."""
+    body = problem(error, request.url.path)
+    body |= {key: value for key, value in (extra or {}).items() if key not in _PROBLEM_MEMBERS}
     headers = {}
     if body["status"] == 429:
         headers["Retry-After"] = str(max(1, round(body.get("retry_after", 1))))
@@ -123,6 +133,12 @@ def create_app(runtime: Runtime) -> FastAPI:
     @app.exception_handler(ActasError)
     async def actas_error(request: Request, exc: ActasError) -> JSONResponse:
         return problem_response(exc, request)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException) -> Response:
+        if exc.status_code == 404:  # no route matched (extra segments, a newline in a tile path): still a problem
+            return problem_response(NotFoundError(f"{request.url.path}: no such resource"), request)
+        return await http_exception_handler(request, exc)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -210,7 +226,12 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     # -- the log, byte for byte as published ----------------------------------------------------------------
 
-    @app.get("/log/checkpoint", summary="The latest checkpoint, with the witnesses' cosignatures")
+    @app.get(
+        "/log/checkpoint",
+        summary="The latest checkpoint, with the witnesses' cosignatures",
+        response_class=PlainTextResponse,
+        responses=_read_errors(503),
+    )
     def checkpoint() -> Response:
         current = snapshot()
         cp = current.checkpoint
@@ -219,7 +240,12 @@ def create_app(runtime: Runtime) -> FastAPI:
         data = add_signatures(current.checkpoint_bytes, lines) if lines else current.checkpoint_bytes
         return Response(data, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
 
-    @app.get("/log/tile/{path:path}", summary="A hash tile or entry bundle (C2SP tlog-tiles)")
+    @app.get(
+        "/log/tile/{path:path}",
+        summary="A hash tile or entry bundle (C2SP tlog-tiles)",
+        response_class=Response,
+        responses={200: {"content": {"application/octet-stream": {}}}, **_read_errors(404)},
+    )
     def tile(path: str) -> Response:
         if not _TILE.match(path):
             raise NotFoundError(f"tile/{path}: not a tile path")
@@ -234,14 +260,18 @@ def create_app(runtime: Runtime) -> FastAPI:
     def election_json() -> Response:
         return Response(runtime.data.election.read_bytes(), media_type="application/json")
 
-    @app.get("/keys/authority.vkey", summary="The authority's verifier key")
+    @app.get("/keys/authority.vkey", summary="The authority's verifier key", response_class=PlainTextResponse)
     def authority_key() -> Response:
         return Response(str(runtime.verifier) + "\n", media_type="text/plain; charset=utf-8")
 
     @app.get(
         "/v1/proof/{leaf}",
         summary="The tlog-proof@v1 of a receipted leaf (hex leaf hash) against the latest checkpoint",
-        responses={404: {"description": "unknown, or received and not yet in a checkpoint", **_PROBLEM}},
+        response_class=PlainTextResponse,
+        responses={
+            **_read_errors(400, 503),
+            404: {"description": "unknown, or received and not yet in a checkpoint", **_PROBLEM},
+        },
     )
     def proof(leaf: str) -> Response:
         if not _HEX_LEAF.match(leaf):
@@ -260,7 +290,11 @@ def create_app(runtime: Runtime) -> FastAPI:
 
     # -- results and mesas ------------------------------------------------------------------------------------
 
-    @app.get("/v1/results", summary="Totals of an area (default: national) and its children, bound to a checkpoint")
+    @app.get(
+        "/v1/results",
+        summary="Totals of an area (default: national) and its children, bound to a checkpoint",
+        responses=_read_errors(404, 503),
+    )
     def results(area: str = "", contest: str = "") -> dict[str, Any]:
         current = snapshot()
         contest_id = contest or election.contests[0].id
@@ -299,7 +333,11 @@ def create_app(runtime: Runtime) -> FastAPI:
             "children": [value(k) for k in kids],
         }
 
-    @app.get("/v1/mesas/{mesa}", summary="A mesa's actas: status, entry and inclusion proof")
+    @app.get(
+        "/v1/mesas/{mesa}",
+        summary="A mesa's actas: status, entry and inclusion proof",
+        responses=_read_errors(404, 503),
+    )
     def mesa_view(mesa: str) -> dict[str, Any]:
         if election.mesa_index(mesa) is None:
             raise NotFoundError(f"mesa {mesa!r} is not in this election")

@@ -8,7 +8,6 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Any
 
-from actas.core.b64 import b64encode
 from actas.errors import (
     ActasError,
     ConflictError,
@@ -61,8 +60,8 @@ def problem(error: ActasError, instance: str | None = None) -> dict[str, Any]:
     if isinstance(error, RuleError):
         body["rules"] = list(error.rules)
     if isinstance(error, ConflictError):
-        body["leaf_hash"] = b64encode(error.leaf_hash)
-        body["existing_leaf_hash"] = b64encode(error.existing)
+        body["leaf_hash"] = error.leaf_hash.hex()  # hex, as in every other response and URL
+        body["existing_leaf_hash"] = error.existing.hex()
     if isinstance(error, RateLimitedError):
         body["retry_after"] = error.retry_after
     return body
