@@ -28,6 +28,7 @@ def _limit(value: str, what: str) -> tuple[float, float]:
 @click.option("--db-schema", default="public", show_default=True, help="PostgreSQL schema holding this log.")
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
+@click.option("-p", "--processes", type=click.IntRange(1, 64), default=1, show_default=True, help="Service processes.")
 @click.option("-j", "--workers", type=click.IntRange(0, 256), default=0, help="Processes verifying batches.")
 @click.option("--rate-per-address", default="0", metavar="RATE[/BURST]", help="Requests/s per client (0: off).")
 @click.option("--rate-per-device", default="0", metavar="RATE[/BURST]", help="Actas/s per device key (0: off).")
@@ -42,6 +43,7 @@ def serve(
     db_schema: str,
     host: str,
     port: int,
+    processes: int,
     workers: int,
     rate_per_address: str,
     rate_per_device: str,
@@ -66,7 +68,7 @@ def serve(
         device_limit=Limit(*_limit(rate_per_device, "--rate-per-device")),
         witnesses=tuple(load_verifier(w) for w in witnesses),
     )
-    run_server(config, host, port, log_level)
+    run_server(config, host, port, log_level, processes)
 
 
 COMMANDS: list[click.Command] = [serve]

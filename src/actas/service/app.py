@@ -7,10 +7,12 @@ RFC 9457 problem+json response in one handler (actas.service.problems).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import threading
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI, Request, Response
@@ -114,9 +116,19 @@ def _accepted_value(outcome: Accepted) -> dict[str, Any]:
     return value
 
 
-def create_app(runtime: Runtime) -> FastAPI:
-    """The ASGI application over a runtime (which the caller starts and closes)."""
+def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
+    """The ASGI application over a runtime; with manage, the app starts and closes it, else the caller does."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runtime.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(runtime.close)
+
     app = FastAPI(
+        lifespan=lifespan if manage else None,
         title="actas results service",
         version="1",
         description="Signed actas in, receipts out; the public log, results and events.",
@@ -138,7 +150,22 @@ def create_app(runtime: Runtime) -> FastAPI:
     async def http_error(request: Request, exc: HTTPException) -> Response:
         if exc.status_code == 404:  # no route matched (extra segments, a newline in a tile path): still a problem
             return problem_response(NotFoundError(f"{request.url.path}: no such resource"), request)
+        if exc.status_code == 405:
+            body = {
+                "type": "urn:actas:problem:method-not-allowed",
+                "title": HTTPStatus(405).phrase,
+                "status": 405,
+                "code": "method-not-allowed",
+                "detail": f"{request.method} is not allowed on {request.url.path}",
+                "instance": request.url.path,
+            }
+            return JSONResponse(body, 405, headers=exc.headers, media_type=MEDIA_TYPE)
         return await http_exception_handler(request, exc)
+
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("%s %s failed", request.method, request.url.path)
+        return problem_response(ActasError(f"{type(exc).__name__}"), request)
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -296,27 +323,27 @@ def create_app(runtime: Runtime) -> FastAPI:
         responses=_read_errors(404, 503),
     )
     def results(area: str = "", contest: str = "") -> dict[str, Any]:
-        current = snapshot()
         contest_id = contest or election.contests[0].id
         position = next((i for i, c in enumerate(election.contests) if c.id == contest_id), None)
         if position is None:
             raise NotFoundError(f"contest: {contest_id!r} is not a contest of this election")
-        totals = current.totals[position]
-        width = len(totals) // max(1, len(election.areas))
 
-        def value(index: int) -> dict[str, object]:
+        def value(index: int, row: list[int]) -> dict[str, object]:
             a = election.areas[index]
-            row = list(totals[index * width : (index + 1) * width])
             return area_value(a.code, a.name, row, mesas_per_area[index], registered_per_area[index])
 
         if area:
             index = election.find_area(area)
             if index is None:
                 raise NotFoundError(f"area: {area!r} is not an area of this election")
-            head = value(index) | {"level": election.levels[election.areas[index].level]}
             kids = children[index]
+            current, rows = runtime.live.rows(position, [index, *kids])
+            head = value(index, rows[0]) | {"level": election.levels[election.areas[index].level]}
+            rows = rows[1:]
         else:
-            national = [sum(totals[r * width + k] for r in roots) for k in range(width)]
+            kids = roots
+            current, rows = runtime.live.rows(position, kids)
+            national = [sum(column) for column in zip(*rows, strict=True)]
             head = area_value(
                 "",
                 election.title,
@@ -324,13 +351,14 @@ def create_app(runtime: Runtime) -> FastAPI:
                 sum(mesas_per_area[r] for r in roots),
                 sum(registered_per_area[r] for r in roots),
             ) | {"level": "national"}
-            kids = roots
+        if current is None:
+            raise UnavailableError("the log has no checkpoint yet")
         return {
             "checkpoint": current.binding.to_value() | {"origin": current.checkpoint.origin},
             "contest": contest_id,
             "options": [o.id for o in election.contests[position].options],
             "area": head,
-            "children": [value(k) for k in kids],
+            "children": [value(k, row) for k, row in zip(kids, rows, strict=True)],
         }
 
     @app.get(

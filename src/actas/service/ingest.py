@@ -177,6 +177,7 @@ class Ingest:
         if stored and self._on_stored is not None:
             self._on_stored()
         by_leaf = {s.entry.entry_hash: s for s in stored}
+        answered: set[bytes] = set()  # a leaf twice in one group: the second time is a resend
         for job in jobs:
             outcomes: list[Outcome] = []
             for item in job.items:
@@ -190,10 +191,11 @@ class Ingest:
                 first = firsts.get(key, kept.entry.entry_hash)
                 if first != kept.entry.entry_hash:
                     outcomes.append(Accepted("conflict", receipt, first, item.warnings))
-                elif kept.entry.entry_hash in earlier:
+                elif kept.entry.entry_hash in earlier or kept.entry.entry_hash in answered:
                     outcomes.append(Accepted("duplicate", receipt, None, item.warnings))
                 else:
                     outcomes.append(Accepted("accepted", receipt, None, item.warnings))
+                answered.add(kept.entry.entry_hash)
             job.done.set_result(outcomes)
 
     def _first_leaves(self, stored: Sequence[Submission]) -> dict[tuple[str, str], bytes]:

@@ -21,7 +21,7 @@ from actas.core.b64 import b64encode
 from actas.core.election import Election
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
-from actas.core.tally import Binding, ConflictRecord, TallyBuilder
+from actas.core.tally import Binding, ConflictRecord
 from actas.errors import ActasError
 from actas.storage.base import SubmissionStore
 
@@ -35,11 +35,10 @@ SUBSCRIBER_BACKLOG = 64  # events queued per event-stream client before it is dr
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Everything the read side serves, at one checkpoint."""
+    """The checkpoint the read side serves, and counts at it; totals are read with LiveLog.rows()."""
 
     checkpoint_bytes: bytes
     checkpoint: Checkpoint
-    totals: tuple[array[int], ...]  # per contest: rolled-up rows of every area
     conflicts: tuple[ConflictRecord, ...]
     counted: int  # mesas with a counted acta, over all contests
 
@@ -47,6 +46,66 @@ class Snapshot:
     def binding(self) -> Binding:
         """The checkpoint the totals are bound to."""
         return Binding(self.checkpoint.origin, self.checkpoint.size, self.checkpoint.root_hash)
+
+
+_ACTAS, _REG, _NULL, _BLANK, _VOTES = 0, 1, 2, 3, 4  # the row layout of core.tally
+
+
+class LiveTotals:
+    """Per-area totals kept rolled up as entries arrive: each counted acta is added to its area and every ancestor.
+
+    The entries come from this log's own store, already checked at ingest (signature, enrollment, rules), so they
+    are read with the fast JSON parser; the first acta of each mesa and contest counts, as in core.tally.
+    """
+
+    def __init__(self, election: Election) -> None:
+        self.election = election
+        self.contests = {c.id: i for i, c in enumerate(election.contests)}
+        self.widths = [_VOTES + len(c.options) for c in election.contests]
+        self.rows = [array("q", bytes(8 * w * len(election.areas))) for w in self.widths]
+        self.first: dict[tuple[str, str], int] = {}
+        self.conflicts: dict[tuple[str, str], list[int]] = {}
+        self.size = 0
+        self._paths: dict[int, tuple[int, ...]] = {}
+
+    def prepare(self, entries: list[bytes]) -> list[tuple[int, tuple[int, ...], list[int]]]:
+        """Parse entries (leaf indexes from self.size on) into (contest, area path, row increment); no state change."""
+        out: list[tuple[int, tuple[int, ...], list[int]]] = []
+        for offset, data in enumerate(entries):
+            value = json.loads(data)
+            if value.get("type") != "acta":
+                continue
+            key = (value["mesa"], value["contest"])
+            leaf = self.size + offset
+            if key in self.first:
+                self.conflicts.setdefault(key, [self.first.get(key, -1)]).append(leaf)
+                continue
+            mesa, contest = self.election.mesa_index(key[0]), self.contests.get(key[1])
+            if mesa is None or contest is None:
+                continue
+            self.first[key] = leaf
+            area = self.election.mesa_area(mesa)
+            path = self._paths.get(area)
+            if path is None:
+                path = self._paths[area] = self.election.area_path(area)
+            increment = [1, value["registered"], value["null"], value["blank"], *value["options"]]
+            out.append((contest, path, increment))
+        self.size += len(entries)
+        return out
+
+    def apply(self, deltas: list[tuple[int, tuple[int, ...], list[int]]]) -> None:
+        """Add prepared increments to every area on each acta's path."""
+        for contest, path, increment in deltas:
+            rows, width = self.rows[contest], self.widths[contest]
+            for area in path:
+                base = area * width
+                for k, amount in enumerate(increment):
+                    rows[base + k] += amount
+
+    def conflict_records(self) -> tuple[ConflictRecord, ...]:
+        """Conflicts in order of their first leaf."""
+        ordered = sorted(self.conflicts.items(), key=lambda kv: kv[1][0])
+        return tuple(ConflictRecord(mesa, contest, tuple(leaves)) for (mesa, contest), leaves in ordered)
 
 
 @dataclass
@@ -65,11 +124,12 @@ class LiveLog:
         self._election = election
         self._authority = authority
         self._open_store = open_store
-        self._builder = TallyBuilder(election)
+        self._totals = LiveTotals(election)
         self._snapshot: Snapshot | None = None
         self._recent: deque[Checkpoint] = deque(maxlen=RECENT)
         self._subscribers: list[_Subscriber] = []
         self._lock = threading.Lock()
+        self._rows_lock = threading.Lock()
         self._poke = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="actas-live", daemon=True)
@@ -78,6 +138,13 @@ class LiveLog:
     def snapshot(self) -> Snapshot | None:
         """The latest snapshot (None before the first checkpoint is read)."""
         return self._snapshot
+
+    def rows(self, contest: int, areas: list[int]) -> tuple[Snapshot | None, list[list[int]]]:
+        """The snapshot and, at exactly its checkpoint, the rolled-up totals rows of these areas of a contest."""
+        width = self._totals.widths[contest]
+        table = self._totals.rows[contest]
+        with self._rows_lock:
+            return self._snapshot, [list(table[a * width : (a + 1) * width]) for a in areas]
 
     def recent(self, size: int, root: bytes) -> Checkpoint | None:
         """A recently served checkpoint of this size and root, if any."""
@@ -127,18 +194,19 @@ class LiveLog:
         checkpoint = open_checkpoint(data, self._authority)
         if current is not None and checkpoint.size < current.checkpoint.size:
             return  # a stale writer's checkpoint: never go backwards
-        builder = self._builder
-        if builder.size < checkpoint.size:
+        totals = self._totals
+        deltas: list[tuple[int, tuple[int, ...], list[int]]] = []
+        if totals.size < checkpoint.size:
             store = self._open_store()
             try:
-                for start in range(builder.size, checkpoint.size, READ_STEP):
-                    for entry in store.read(start, min(start + READ_STEP, checkpoint.size)):
-                        builder.feed(entry)
+                for start in range(totals.size, checkpoint.size, READ_STEP):
+                    deltas += totals.prepare(store.read(start, min(start + READ_STEP, checkpoint.size)))
             finally:
                 store.close()
-        totals = tuple(array("q", tally.rollup()) for tally in builder.tallies)
-        snapshot = Snapshot(data, checkpoint, totals, tuple(builder.conflicts()), len(builder.first))
-        self._snapshot = snapshot
+        with self._rows_lock:  # totals and checkpoint change together: a reader sees both or neither
+            totals.apply(deltas)
+            snapshot = Snapshot(data, checkpoint, totals.conflict_records(), len(totals.first))
+            self._snapshot = snapshot
         self._recent.append(checkpoint)
         self._publish(snapshot, changed=current is None or checkpoint.size != current.checkpoint.size)
 

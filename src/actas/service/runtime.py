@@ -17,7 +17,7 @@ from actas.log.writer import LogWriter
 from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
 from actas.service.ratelimit import Limit, RateLimiter
-from actas.service.sequencer import Fault, LocalLock, Lock, Sequencer
+from actas.service.sequencer import Fault, FileLock, Lock, Sequencer
 from actas.storage.base import SubmissionStore
 from actas.storage.layout import DataDir
 from actas.storage.postgres import PostgresLogStore, SequencerLock
@@ -87,7 +87,7 @@ class Runtime:
     def _lock(self) -> Lock:
         if self.config.db is not None:
             return SequencerLock(self.config.db, schema=self.config.db_schema)
-        return LocalLock()
+        return FileLock(self.data.root / "sequencer.lock")
 
     def _open_writer(self, store: SubmissionStore) -> LogWriter:
         writer = LogWriter(store, self.data.log, self.election, self.authority)

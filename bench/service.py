@@ -1,0 +1,140 @@
+"""The results service under load on loopback: single POSTs, batches, reads during ingest, a trivial baseline.
+
+Run by ``make bench`` after the log benchmarks, or alone: ``python bench/service.py --mesas 30000``. The server
+is a real ``actas serve`` process; the load generator runs in another process (bench/http_load.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import random
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from http_load import LoadResult, get, post, run_load
+from run import baseline_verify_rate, line
+
+from actas.core.election import Election
+from actas.simulate.run import simulate
+
+BATCH_LINES = 1000
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _in_child(port: int, requests: list[bytes], concurrency: int, duration: float | None = None) -> LoadResult:
+    """Run a load in a separate process, so the bench process itself stays idle."""
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(run_load, (port, requests, concurrency, duration))
+
+
+def _size(url: str) -> int:
+    return int(httpx.get(f"{url}/log/checkpoint", timeout=10).text.split("\n")[1])
+
+
+def _wait_size(url: str, size: int, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while _size(url) < size:
+        if time.monotonic() > deadline:
+            raise SystemExit(f"bench: the log did not reach {size} entries")
+        time.sleep(0.05)
+
+
+def _latency(result: LoadResult) -> str:
+    return f"  p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms"
+
+
+def run(mesas: int, out: Path, workers: int, processes: int = 2, base: float | None = None) -> None:
+    """Print the service figures for an election of ``mesas`` mesas."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    actas_file = out / "actas.ndjson"
+    simulate(out / "data", mesas, 3, actas_out=actas_file)
+    actas = actas_file.read_bytes().splitlines()
+    election = Election.from_json((out / "data" / "election.json").read_bytes())
+    if base is None:
+        base = baseline_verify_rate()
+        line("baseline: raw Ed25519 verify, one core", base, "verify/s")
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [sys.executable, "-m", "actas", "serve", str(out / "data"), "--port", str(port), "-p", str(processes)]
+    server = subprocess.Popen([*command, "-j", str(workers), "--log-level", "warning"])
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"{url}/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise SystemExit("bench: the server did not start") from None
+                time.sleep(0.05)
+        start_size = _size(url)
+        singles, batched, during = actas[:3000], actas[3000 : mesas // 2], actas[mesas // 2 :]
+
+        trivial = _in_child(port, [get("/healthz")], 16, 3.0)
+        line("service baseline: GET /healthz", trivial.rate, "req/s", extra=_latency(trivial))
+
+        single = _in_child(port, [post("/v1/actas", a) for a in singles], 16)
+        assert single.statuses.get(201) == len(singles), single.statuses
+        line("POST /v1/actas (one acta each)", single.rate, "req/s", trivial.rate, " trivial" + _latency(single))
+
+        bodies = [b"\n".join(batched[i : i + BATCH_LINES]) for i in range(0, len(batched), BATCH_LINES)]
+        started = time.perf_counter()
+        batch = _in_child(port, [post("/v1/actas:batch", b, "application/x-ndjson") for b in bodies], 2)
+        assert batch.statuses.get(200) == len(bodies), batch.statuses
+        line("POST /v1/actas:batch (receipted)", len(batched) / batch.seconds, "actas/s", base)
+        _wait_size(url, start_size + len(singles) + len(batched))
+        seconds = time.perf_counter() - started
+        line("  … and in a signed checkpoint", len(batched) / seconds, "actas/s", base)
+
+        rng = random.Random(5)
+        states = [a.code for a in election.areas if a.level == 0]
+        counted = [json.loads(a)["mesa"] for a in actas[: mesas // 2]]
+        results = [get(f"/v1/results?area={rng.choice(states)}") for _ in range(200)] + [get("/v1/results")]
+        mesa_pages = [get(f"/v1/mesas/{rng.choice(counted)}") for _ in range(500)]
+        bodies = [b"\n".join(during[i : i + BATCH_LINES]) for i in range(0, len(during), BATCH_LINES)]
+        with multiprocessing.get_context("fork").Pool(3) as pool:
+            ingest = pool.apply_async(
+                run_load, (port, [post("/v1/actas:batch", b, "application/x-ndjson") for b in bodies], 1)
+            )
+            time.sleep(0.5)
+            reads_results = pool.apply_async(run_load, (port, results, 4, 5.0))
+            reads_mesas = pool.apply_async(run_load, (port, mesa_pages, 4, 5.0))
+            r1, r2, ingesting = reads_results.get(), reads_mesas.get(), ingest.get()
+        line("GET /v1/results during ingest", r1.rate, "req/s", trivial.rate, " trivial" + _latency(r1))
+        line("GET /v1/mesas/{id} during ingest", r2.rate, "req/s", trivial.rate, " trivial" + _latency(r2))
+        line("  (ingest meanwhile, batches)", len(during) / ingesting.seconds, "actas/s", base)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def main() -> None:
+    """Run the service benchmark alone."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--mesas", type=int, default=30_026)
+    parser.add_argument("--out", type=Path, default=Path("bench-out/service"))
+    parser.add_argument("--workers", type=int, default=1, help="verification processes per service process")
+    parser.add_argument("--processes", type=int, default=2, help="service processes")
+    args = parser.parse_args()
+    run(args.mesas, args.out, args.workers, args.processes)
+
+
+if __name__ == "__main__":
+    main()
