@@ -42,6 +42,7 @@ chaos: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --scale $(SCALE)
+	$(BIN)/python bench/service.py --mesas 30026
 
 clean:
 	rm -rf $(VENV) demo-out bench-out .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -58,21 +58,30 @@ def _latency(result: LoadResult) -> str:
     return f"  p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms"
 
 
-def run(mesas: int, out: Path, workers: int, processes: int = 2, base: float | None = None) -> None:
-    """Print the service figures for an election of ``mesas`` mesas."""
+def run(mesas: int, out: Path, setups: list[tuple[int, int]], base: float | None = None) -> None:
+    """Print the service figures for an election of ``mesas`` mesas, for each (processes, workers) setup."""
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
     actas_file = out / "actas.ndjson"
-    simulate(out / "data", mesas, 3, actas_out=actas_file)
+    simulate(out / "pristine", mesas, 3, actas_out=actas_file)
     actas = actas_file.read_bytes().splitlines()
-    election = Election.from_json((out / "data" / "election.json").read_bytes())
+    election = Election.from_json((out / "pristine" / "election.json").read_bytes())
     if base is None:
         base = baseline_verify_rate()
         line("baseline: raw Ed25519 verify, one core", base, "verify/s")
+    for processes, workers in setups:
+        data = out / f"data-{processes}x{workers}"
+        shutil.copytree(out / "pristine", data)
+        print(f"actas serve -p {processes} -j {workers}: {processes} service process(es), {workers} verifier(s) each")
+        _measure(data, actas, election, processes, workers, base)
+
+
+def _measure(data: Path, actas: list[bytes], election: Election, processes: int, workers: int, base: float) -> None:
+    mesas = len(actas)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "actas", "serve", str(out / "data"), "--port", str(port), "-p", str(processes)]
+    command = [sys.executable, "-m", "actas", "serve", str(data), "--port", str(port), "-p", str(processes)]
     server = subprocess.Popen([*command, "-j", str(workers), "--log-level", "warning"])
     try:
         deadline = time.monotonic() + 30
@@ -130,10 +139,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--mesas", type=int, default=30_026)
     parser.add_argument("--out", type=Path, default=Path("bench-out/service"))
-    parser.add_argument("--workers", type=int, default=1, help="verification processes per service process")
-    parser.add_argument("--processes", type=int, default=2, help="service processes")
+    parser.add_argument("--setups", default="1x2,2x1", help="PROCESSESxWORKERS,… (default: 1x2,2x1)")
     args = parser.parse_args()
-    run(args.mesas, args.out, args.workers, args.processes)
+    setups = [(int(p), int(w)) for p, _, w in (s.partition("x") for s in args.setups.split(","))]
+    run(args.mesas, args.out, setups)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from actas.errors import StorageError
-from actas.storage.base import Submission
+from actas.storage.base import Stored, Submission
 from actas.storage.postgres import SEQUENCER_KEY, PostgresLogStore, SequencerLock, sequencer_key
 from tests.storage.test_stores import POSTGRES_DSN, entry, fresh_schema, submission
 
@@ -96,7 +96,7 @@ def test_concurrent_submissions_of_one_leaf_store_it_once(stores: Callable[[], P
     instances = [stores() for _ in range(4)]
     start = threading.Barrier(8)
 
-    def submit(i: int) -> list[Submission]:
+    def submit(i: int) -> list[Stored]:
         start.wait()
         return instances[i % 4].submit([submission(b"same", received=1000 + i), submission(bytes([i]), mesa=f"m{i}")])
 
@@ -104,6 +104,7 @@ def test_concurrent_submissions_of_one_leaf_store_it_once(stores: Callable[[], P
         results = list(pool.map(submit, range(8)))
     times = {result[0].received for result in results}
     assert len(times) == 1
+    assert sum(result[0].new for result in results) == 1  # exactly one caller stored it
     assert times <= set(range(1000, 1008))
     assert instances[0].pending_count() == 9  # the shared leaf once, plus one distinct leaf per caller
 
@@ -114,7 +115,7 @@ def test_concurrent_batches_sharing_leaves_in_opposite_orders(stores: Callable[[
     leaves = [submission(bytes([i]), mesa=f"m{i}") for i in range(50)]
     start = threading.Barrier(2)
 
-    def submit(store: PostgresLogStore, batch: list[Submission]) -> list[Submission]:
+    def submit(store: PostgresLogStore, batch: list[Submission]) -> list[Stored]:
         start.wait()
         return store.submit(batch)
 

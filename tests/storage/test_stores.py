@@ -14,7 +14,7 @@ import pytest
 from psycopg import sql
 
 from actas.errors import StorageError
-from actas.storage.base import LogStore, NewEntry, Submission, SubmissionStore
+from actas.storage.base import LogStore, NewEntry, Stored, Submission, SubmissionStore
 from actas.storage.memory import MemoryLogStore
 from actas.storage.postgres import PostgresLogStore
 from actas.storage.sqlite import SqliteLogStore
@@ -150,13 +150,14 @@ def submission(data: bytes, received: int = 100, mesa: str | None = "m1", signer
 def test_submit_is_idempotent_and_keeps_the_first_receipt_time(store: SubmissionStore) -> None:
     """Resubmitting the same leaf stores nothing new and returns the first submission's time."""
     first = store.submit([submission(b"a", received=100), submission(b"b", received=100, mesa="m2")])
-    assert [s.received for s in first] == [100, 100]
+    assert first == [Stored(100, True), Stored(100, True)]
     again = store.submit([submission(b"a", received=999), submission(b"c", received=999, mesa="m3")])
-    assert [s.received for s in again] == [100, 999]
-    assert again[0].entry.data == b"a"
-    assert again[0].signer == "dev"
-    assert store.pending_count() == 3
-    assert [p.submission.entry.data for p in store.pending(10)] == [b"a", b"b", b"c"]
+    assert again == [Stored(100, False), Stored(999, True)]
+    twice = store.submit([submission(b"d", received=5, mesa="m4"), submission(b"d", received=6, mesa="m4")])
+    assert twice == [Stored(5, True), Stored(5, False)]
+    assert store.submitted([entry(b"a").entry_hash])[entry(b"a").entry_hash].signer == "dev"
+    assert store.pending_count() == 4
+    assert [p.submission.entry.data for p in store.pending(10)] == [b"a", b"b", b"c", b"d"]
 
 
 def test_pending_is_ordered_limited_and_drained_by_mark(store: SubmissionStore) -> None:

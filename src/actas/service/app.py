@@ -228,7 +228,8 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
             lines.pop()
         if len(lines) > runtime.config.max_batch_lines:
             raise TooLargeError(f"{len(lines)} lines is more than the {runtime.config.max_batch_lines} a batch takes")
-        checked = await run_in_threadpool(runtime.ingest.check_many, [line.removesuffix(b"\r") for line in lines])
+        lines = [line.removesuffix(b"\r") for line in lines]
+        checked, presigned = await run_in_threadpool(runtime.ingest.check_many, lines)
         limited: dict[int, ActasError] = {}
         for n, item in enumerate(checked):
             if item.signer is not None:
@@ -237,7 +238,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
                 except ActasError as exc:
                     limited[n] = exc
         storable = [item for n, item in enumerate(checked) if n not in limited]
-        outcomes: list[Outcome] = await asyncio.wrap_future(runtime.ingest.store(storable))
+        outcomes: list[Outcome] = await asyncio.wrap_future(runtime.ingest.store(storable, presigned))
         stored = iter(outcomes)
         results: list[dict[str, Any]] = []
         counts = {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0}

@@ -20,7 +20,7 @@ from actas.core.keys import Signer
 from actas.core.merkle import leaf_hash
 from actas.core.receipt import Receipt, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
-from actas.log.validate import Checked, check_chunk, check_one
+from actas.log.validate import Checked, check_chunk, check_one, init_worker
 from actas.storage.base import Submission, SubmissionStore
 
 Status = Literal["accepted", "duplicate", "conflict"]
@@ -59,6 +59,28 @@ Outcome = Accepted | ActasError
 class _Job:
     items: list[Checked]
     done: Future[list[Outcome]]
+    presigned: dict[bytes, Receipt]
+
+
+# Worker-process state for batches: the stateless checks and, in the same pass, the receipt signature. A receipt
+# signed in a worker is only sent after the commit; if the leaf turns out to be stored earlier, it is signed again
+# with the first time.
+_SIGNER: Signer | None = None
+
+
+def init_ingest_worker(election_json: bytes, authority_key: str) -> None:
+    """Load the election and the authority key into a verification worker process."""
+    global _SIGNER
+    _SIGNER = Signer.parse(authority_key)
+    init_worker(election_json, str(_SIGNER.verifier))
+
+
+def check_and_sign(chunk: Sequence[bytes], now: int) -> list[tuple[Checked, Receipt | None]]:
+    """Check a chunk of submissions and sign a receipt, at time now, for each that passed."""
+    assert _SIGNER is not None
+    return [
+        (c, sign_receipt(c.entry.entry_hash, now, _SIGNER) if c.entry is not None else None) for c in check_chunk(chunk)
+    ]
 
 
 class Ingest:
@@ -111,15 +133,25 @@ class Ingest:
         """Stateless checks plus enrollment for one submitted acta."""
         return self._enrollment(check_one(data, self._election, self._authority.verifier))
 
-    def check_many(self, items: Sequence[bytes]) -> list[Checked]:
-        """check() for many, in worker processes when a pool is configured and the batch is large."""
+    def check_many(self, items: Sequence[bytes]) -> tuple[list[Checked], dict[bytes, Receipt]]:
+        """check() for many, in worker processes when a pool is configured and the batch is large.
+
+        Worker processes also sign the receipts (the costliest step left); they are returned to pass to store().
+        """
+        presigned: dict[bytes, Receipt] = {}
         if self._pool is None or len(items) < 2 * CHUNK:
             verifier = self._authority.verifier
             checked = [check_one(data, self._election, verifier) for data in items]
         else:
+            now = int(self._clock())
             chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-            checked = [c for part in self._pool.map(check_chunk, chunks) for c in part]
-        return [self._enrollment(c) for c in checked]
+            checked = []
+            for part in self._pool.map(check_and_sign, chunks, [now] * len(chunks)):
+                for item, receipt in part:
+                    checked.append(item)
+                    if receipt is not None:
+                        presigned[receipt.leaf_hash] = receipt
+        return [self._enrollment(c) for c in checked], presigned
 
     def _enrollment(self, checked: Checked) -> Checked:
         entry = checked.entry
@@ -135,10 +167,10 @@ class Ingest:
 
     # -- storing ------------------------------------------------------------------------------------------
 
-    def store(self, items: Sequence[Checked]) -> Future[list[Outcome]]:
+    def store(self, items: Sequence[Checked], presigned: dict[bytes, Receipt] | None = None) -> Future[list[Outcome]]:
         """Store every checked item (errors pass through); the future gives one outcome per item, in order."""
         done: Future[list[Outcome]] = Future()
-        self._queue.put(_Job(list(items), done))
+        self._queue.put(_Job(list(items), done, presigned or {}))
         return done
 
     def _commit_loop(self) -> None:
@@ -163,10 +195,12 @@ class Ingest:
     def _commit(self, jobs: list[_Job]) -> None:
         now = int(self._clock())
         fresh = [
-            Submission(item.entry, now, item.signer) for job in jobs for item in job.items if item.entry is not None
+            Submission(item.entry, _time(job, item.entry.entry_hash, now), item.signer)
+            for job in jobs
+            for item in job.items
+            if item.entry is not None
         ]
         try:
-            earlier = self._store.submitted([s.entry.entry_hash for s in fresh]) if fresh else {}
             stored = self._store.submit(fresh) if fresh else []
             firsts = self._first_leaves(fresh)
         except ActasError as exc:
@@ -174,10 +208,9 @@ class Ingest:
             for job in jobs:
                 job.done.set_exception(failure)
             return
-        if stored and self._on_stored is not None:
+        if any(s.new for s in stored) and self._on_stored is not None:
             self._on_stored()
-        by_leaf = {s.entry.entry_hash: s for s in stored}
-        answered: set[bytes] = set()  # a leaf twice in one group: the second time is a resend
+        kept = iter(stored)
         for job in jobs:
             outcomes: list[Outcome] = []
             for item in job.items:
@@ -185,17 +218,16 @@ class Ingest:
                     assert item.error is not None
                     outcomes.append(item.error)
                     continue
-                kept = by_leaf[item.entry.entry_hash]
-                receipt = sign_receipt(kept.entry.entry_hash, kept.received, self._authority)
-                key = (item.entry.mesa or "", item.entry.contest or "")
-                first = firsts.get(key, kept.entry.entry_hash)
-                if first != kept.entry.entry_hash:
+                leaf = item.entry.entry_hash
+                record = next(kept)
+                receipt = job.presigned.get(leaf)
+                if receipt is None or receipt.time != record.received:
+                    receipt = sign_receipt(leaf, record.received, self._authority)
+                first = firsts.get((item.entry.mesa or "", item.entry.contest or ""), leaf)
+                if first != leaf:
                     outcomes.append(Accepted("conflict", receipt, first, item.warnings))
-                elif kept.entry.entry_hash in earlier or kept.entry.entry_hash in answered:
-                    outcomes.append(Accepted("duplicate", receipt, None, item.warnings))
                 else:
-                    outcomes.append(Accepted("accepted", receipt, None, item.warnings))
-                answered.add(kept.entry.entry_hash)
+                    outcomes.append(Accepted("accepted" if record.new else "duplicate", receipt, None, item.warnings))
             job.done.set_result(outcomes)
 
     def _first_leaves(self, stored: Sequence[Submission]) -> dict[tuple[str, str], bytes]:
@@ -218,3 +250,9 @@ class Ingest:
         self._queue.put(None)
         self._thread.join(timeout=30)
         self._store.close()
+
+
+def _time(job: _Job, leaf: bytes, now: int) -> int:
+    """The receipt time of a new submission: the presigned receipt's, else the commit's."""
+    receipt = job.presigned.get(leaf)
+    return receipt.time if receipt is not None else now

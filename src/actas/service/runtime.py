@@ -12,9 +12,9 @@ from pathlib import Path
 from actas.core.election import Election
 from actas.core.keys import Signer, Verifier
 from actas.errors import StorageError
-from actas.log.validate import check_one, init_worker
+from actas.log.validate import check_one
 from actas.log.writer import LogWriter
-from actas.service.ingest import Ingest
+from actas.service.ingest import Ingest, init_ingest_worker
 from actas.service.live import LiveLog
 from actas.service.ratelimit import Limit, RateLimiter
 from actas.service.sequencer import Fault, FileLock, Lock, Sequencer
@@ -63,7 +63,9 @@ class Runtime:
         self._prepare_store()
         self._pool = (
             ProcessPoolExecutor(
-                config.workers, initializer=init_worker, initargs=(self.election.to_canonical(), str(self.verifier))
+                config.workers,
+                initializer=init_ingest_worker,
+                initargs=(self.election.to_canonical(), str(self.authority)),
             )
             if config.workers > 0
             else None

@@ -85,6 +85,14 @@ class Submission:
 
 
 @dataclass(frozen=True, slots=True)
+class Stored:
+    """What submit() did with one item: when it was first stored, and whether this call stored it."""
+
+    received: int
+    new: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Pending:
     """A stored submission the sequencer has not yet taken into the log, with its queue position."""
 
@@ -95,8 +103,11 @@ class Pending:
 class SubmissionStore(LogStore, Protocol):
     """A LogStore that also queues accepted submissions for the sequencer and keeps cosignatures."""
 
-    def submit(self, items: Sequence[Submission]) -> list[Submission]:
-        """Durably store submissions not stored before (by leaf hash); return what is stored for each item."""
+    def submit(self, items: Sequence[Submission]) -> list[Stored]:
+        """Durably store submissions not stored before (by leaf hash, in order); say per item when it was stored.
+
+        An item whose leaf was stored earlier, or earlier in the same call, is not new and keeps the first time.
+        """
         ...
 
     def submitted(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
-from actas.storage.base import Conflict, NewEntry, Pending, Submission
+from actas.storage.base import Conflict, NewEntry, Pending, Stored, Submission
 
 
 class MemoryLogStore:
@@ -62,14 +62,19 @@ class MemoryLogStore:
             if len(indexes) > 1
         ]
 
-    def submit(self, items: Sequence[Submission]) -> list[Submission]:
-        """Store new submissions; return the stored record of each item."""
+    def submit(self, items: Sequence[Submission]) -> list[Stored]:
+        """Store new submissions; say per item when it was first stored and whether this call did."""
+        out: list[Stored] = []
         for item in items:
-            if item.entry.entry_hash not in self._submissions:
+            known = self._submissions.get(item.entry.entry_hash)
+            if known is None:
                 seq = len(self._submissions) + 1
                 self._submissions[item.entry.entry_hash] = (seq, item)
                 self._queue[seq] = item
-        return [self._submissions[item.entry.entry_hash][1] for item in items]
+                out.append(Stored(item.received, True))
+            else:
+                out.append(Stored(known[1].received, False))
+        return out
 
     def submitted(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
         """The stored submission of each leaf hash that was ever submitted."""

@@ -17,7 +17,7 @@ from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from actas.errors import StorageError
-from actas.storage.base import Conflict, NewEntry, Pending, Submission
+from actas.storage.base import Conflict, NewEntry, Pending, Stored, Submission
 
 # COLLATE "C": text sorts by code point, as in SQLite and Python, whatever the database's locale.
 SCHEMA = """
@@ -52,7 +52,7 @@ _COLUMNS = "hash, kind, mesa, contest, device, mesas, signer, received, data"
 _INSERT_SUBMISSIONS = (
     f"INSERT INTO submissions ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest(%b::bytea[], %s::text[], %s::text[], "
     "%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %b::bytea[]) "
-    f"WITH ORDINALITY AS t({_COLUMNS}, o) ORDER BY o ON CONFLICT (hash) DO NOTHING"
+    f"WITH ORDINALITY AS t({_COLUMNS}, o) ORDER BY o ON CONFLICT (hash) DO NOTHING RETURNING hash"
 )
 _BY_MESA = "FROM {} WHERE mesa = ANY(%s::text[]) AND contest = ANY(%s::text[]) ORDER BY {}"
 
@@ -272,19 +272,34 @@ class PostgresLogStore:
         rows = self._rows("conflicts", query + " HAVING COUNT(*) > 1 ORDER BY mesa, contest")
         return [Conflict(mesa, contest, tuple(indexes)) for mesa, contest, indexes in rows]
 
-    def submit(self, items: Sequence[Submission]) -> list[Submission]:
-        """Durably store new submissions (one transaction); return the stored record of each item."""
+    def submit(self, items: Sequence[Submission]) -> list[Stored]:
+        """Durably store new submissions (one transaction); say per item when it was first stored."""
         if not items:
             return []
-        hashes = [item.entry.entry_hash for item in items]
+        first: dict[bytes, Submission] = {}
+        for item in items:
+            first.setdefault(item.entry.entry_hash, item)
 
-        def body(conn: _Conn) -> dict[bytes, Submission]:
-            conn.execute(_INSERT_SUBMISSIONS, _columns([_submission_row(item) for item in items], 9))
+        def body(conn: _Conn) -> tuple[set[bytes], dict[bytes, int]]:
+            rows = _columns([_submission_row(item) for item in first.values()], 9)
+            inserted = {bytes(row[0]) for row in conn.execute(_INSERT_SUBMISSIONS, rows).fetchall()}
+            others = [h for h in first if h not in inserted]
             # A second statement, so it sees a row another process committed while the insert waited on it.
-            return self._submitted(conn, hashes)
+            query = "SELECT hash, received FROM submissions WHERE hash = ANY(%b)"
+            earlier = {bytes(h): int(r) for h, r in conn.execute(query, (others,))} if others else {}
+            return inserted, earlier
 
-        stored = self._run(f"cannot store {len(items)} submissions", body, write=True)
-        return [stored[h] for h in hashes]  # every one: submissions are never deleted
+        inserted, earlier = self._run(f"cannot store {len(items)} submissions", body, write=True)
+        out: list[Stored] = []
+        answered: set[bytes] = set()
+        for item in items:
+            leaf = item.entry.entry_hash
+            if leaf in inserted and leaf not in answered:
+                out.append(Stored(item.received, True))
+            else:
+                out.append(Stored(earlier.get(leaf, first[leaf].received), False))
+            answered.add(leaf)
+        return out
 
     @staticmethod
     def _submitted(conn: _Conn, hashes: Sequence[bytes]) -> dict[bytes, Submission]:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, TypeVar, cast
 
 from actas.errors import StorageError
-from actas.storage.base import Conflict, NewEntry, Pending, Submission
+from actas.storage.base import Conflict, NewEntry, Pending, Stored, Submission
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS entries (
@@ -218,21 +218,36 @@ class SqliteLogStore:
     # -- the submission queue -------------------------------------------------------------------------------
 
     @_storage_errors
-    def submit(self, items: Sequence[Submission]) -> list[Submission]:
-        """Durably store new submissions (one transaction); return the stored record of each item."""
+    def submit(self, items: Sequence[Submission]) -> list[Stored]:
+        """Durably store new submissions (one transaction); say per item when it was first stored."""
+        hashes = list(dict.fromkeys(item.entry.entry_hash for item in items))
         try:
             self._db.execute("BEGIN IMMEDIATE")
+            earlier: dict[bytes, int] = {}
+            for offset in range(0, len(hashes), 500):
+                chunk = hashes[offset : offset + 500]
+                marks = ",".join("?" * len(chunk))
+                query = f"SELECT hash, received FROM submissions WHERE hash IN ({marks})"
+                earlier.update((bytes(h), int(r)) for h, r in self._db.execute(query, chunk))
+            out: list[Stored] = []
+            rows = []
+            for item in items:
+                leaf = item.entry.entry_hash
+                if leaf in earlier:
+                    out.append(Stored(earlier[leaf], False))
+                    continue
+                earlier[leaf] = item.received
+                rows.append(_submission_row(item))
+                out.append(Stored(item.received, True))
             self._db.executemany(
-                f"INSERT OR IGNORE INTO submissions ({_SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [_submission_row(item) for item in items],
+                f"INSERT INTO submissions ({_SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
-            stored = self._submitted_locked([item.entry.entry_hash for item in items])
             self._db.execute("COMMIT")
         except sqlite3.Error:
             if self._db.in_transaction:
                 self._db.execute("ROLLBACK")
             raise
-        return [stored[item.entry.entry_hash] for item in items]
+        return out
 
     def _submitted_locked(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
         found: dict[bytes, Submission] = {}
