@@ -158,6 +158,7 @@ class ChaosResult:
     retries: int
     kills: int
     sequencer_kills: int
+    takeover_max: float  # seconds from killing the sequencer to another process sequencing (PostgreSQL)
     log_size: int
     seconds: float
 
@@ -201,6 +202,7 @@ def run_chaos(
     for thread in threads:
         thread.start()
     sequencer_kills = 0
+    takeovers: list[float] = []
     try:
         for n in range(kills):
             time.sleep(rng.uniform(0.1, 0.6))
@@ -210,8 +212,16 @@ def run_chaos(
                 if leaders:
                     victim = leaders[0]
                     sequencer_kills += 1
+            was_leader = db is not None and victim.is_sequencer()
             victim.kill()
-            time.sleep(rng.uniform(0.0, 0.3))
+            if was_leader:
+                killed = time.monotonic()
+                others = [s for s in servers if s is not victim]
+                while not any(s.is_sequencer() for s in others) and time.monotonic() - killed < 30:
+                    time.sleep(0.02)
+                takeovers.append(time.monotonic() - killed)
+            else:
+                time.sleep(rng.uniform(0.0, 0.3))
             victim.start()
         for thread in threads:
             thread.join(timeout=600)
@@ -259,6 +269,7 @@ def run_chaos(
         seen.retries,
         kills,
         sequencer_kills,
+        round(max(takeovers, default=0.0), 2),
         log_size,
         round(time.monotonic() - started, 1),
     )
