@@ -59,7 +59,9 @@ async def _one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, reque
     return status
 
 
-async def _run(port: int, requests: Sequence[bytes], concurrency: int, duration: float | None) -> LoadResult:
+async def _run(
+    port: int, requests: Sequence[bytes], concurrency: int, duration: float | None, pace: float | None
+) -> LoadResult:
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     cursor = 0
@@ -79,6 +81,8 @@ async def _run(port: int, requests: Sequence[bytes], concurrency: int, duration:
                 status = await _one(reader, writer, request)
                 latencies.append(time.perf_counter() - sent)
                 statuses[status] = statuses.get(status, 0) + 1
+                if pace is not None:
+                    await asyncio.sleep(max(0.0, pace - (time.perf_counter() - sent)))
         finally:
             writer.close()
 
@@ -86,6 +90,11 @@ async def _run(port: int, requests: Sequence[bytes], concurrency: int, duration:
     return LoadResult(len(latencies), time.perf_counter() - started, latencies, statuses)
 
 
-def run_load(port: int, requests: Sequence[bytes], concurrency: int, duration: float | None = None) -> LoadResult:
-    """Send requests (each once, or round-robin for duration seconds) over concurrency connections."""
-    return asyncio.run(_run(port, requests, concurrency, duration))
+def run_load(
+    port: int, requests: Sequence[bytes], concurrency: int, duration: float | None = None, pace: float | None = None
+) -> LoadResult:
+    """Send requests (each once, or round-robin for duration seconds) over concurrency connections.
+
+    With pace, each connection sends at most one request per pace seconds (a steady load, not a flood).
+    """
+    return asyncio.run(_run(port, requests, concurrency, duration, pace))

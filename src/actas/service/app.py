@@ -134,7 +134,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         description="Signed actas in, receipts out; the public log, results and events.",
     )
     election = runtime.election
-    reader_lock = threading.Lock()  # one reader connection, used from the thread pool
+    reader_lock = threading.Lock()  # one reader connection; read routes run on the event loop, small and quick
     mesas_per_area, registered_per_area = expected_per_area(election)
     children: list[list[int]] = [[] for _ in election.areas]
     roots: list[int] = []
@@ -260,7 +260,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         response_class=PlainTextResponse,
         responses=_read_errors(503),
     )
-    def checkpoint() -> Response:
+    async def checkpoint() -> Response:
         current = snapshot()
         cp = current.checkpoint
         with reader_lock:
@@ -301,7 +301,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
             404: {"description": "unknown, or received and not yet in a checkpoint", **_PROBLEM},
         },
     )
-    def proof(leaf: str) -> Response:
+    async def proof(leaf: str) -> Response:
         if not _HEX_LEAF.match(leaf):
             raise MalformedError("leaf: expected 64 lowercase hex digits (the RFC 6962 leaf hash)")
         wanted = bytes.fromhex(leaf)
@@ -323,7 +323,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         summary="Totals of an area (default: national) and its children, bound to a checkpoint",
         responses=_read_errors(404, 503),
     )
-    def results(area: str = "", contest: str = "") -> dict[str, Any]:
+    async def results(area: str = "", contest: str = "") -> dict[str, Any]:
         contest_id = contest or election.contests[0].id
         position = next((i for i, c in enumerate(election.contests) if c.id == contest_id), None)
         if position is None:
@@ -367,7 +367,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         summary="A mesa's actas: status, entry and inclusion proof",
         responses=_read_errors(404, 503),
     )
-    def mesa_view(mesa: str) -> dict[str, Any]:
+    async def mesa_view(mesa: str) -> dict[str, Any]:
         if election.mesa_index(mesa) is None:
             raise NotFoundError(f"mesa {mesa!r} is not in this election")
         current = snapshot()
