@@ -7,7 +7,7 @@ tile of each level is partial, ``floor(size / 256**L) mod 256`` hashes wide (htt
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, MutableMapping, Sequence
 from dataclasses import dataclass
 
 from actas.core.merkle import EMPTY_ROOT, HASH_SIZE, MAX_TREE_SIZE, Frontier, PerfectHash, node_hash
@@ -264,8 +264,16 @@ class TileBuilder:
         return root
 
 
-def perfect_hash_from_tiles(read_tile: ReadTile, size: int, cache_tiles: int = 8) -> PerfectHash:
-    """Return a PerfectHash for a tiled log of size leaves, reading hash tiles through read_tile."""
+def perfect_hash_from_tiles(
+    read_tile: ReadTile,
+    size: int,
+    cache_tiles: int = 8,
+    shared: MutableMapping[TileCoord, list[list[bytes]]] | None = None,
+) -> PerfectHash:
+    """Return a PerfectHash for a tiled log of size leaves, reading hash tiles through read_tile.
+
+    shared, when given, keeps the hashed levels of tiles across calls: a tile of a given width never changes.
+    """
     if not 0 <= size < MAX_TREE_SIZE:
         raise MalformedError(f"log size {size}: must be in [0, 2**63)")
     # Each cached tile keeps all 9 of its internal levels, so repeated lookups in one tile cost no hashing.
@@ -276,6 +284,10 @@ def perfect_hash_from_tiles(read_tile: ReadTile, size: int, cache_tiles: int = 8
         if levels is not None:
             cache.move_to_end(coord)
             return levels
+        if shared is not None:
+            levels = shared.get(coord)
+            if levels is not None:
+                return levels
         levels = [decode_tile(read_tile(coord), coord.width)]
         while len(levels[-1]) >= 2:
             below = levels[-1]
@@ -283,6 +295,8 @@ def perfect_hash_from_tiles(read_tile: ReadTile, size: int, cache_tiles: int = 8
         cache[coord] = levels
         if len(cache) > cache_tiles:
             cache.popitem(last=False)
+        if shared is not None:
+            shared[coord] = levels
         return levels
 
     def perfect_hash(k: int, i: int) -> bytes:

@@ -48,15 +48,31 @@ def mesa_proof(data: DataDir, mesa: str, contest: str | None = None) -> MesaProo
     return MesaProof(index, entry, leaf_proof(data.log, index, checkpoint_bytes, checkpoint.size))
 
 
-def leaf_proof(log_dir: Path, index: int, checkpoint_bytes: bytes, size: int) -> bytes:
-    """The tlog-proof@v1 of leaf ``index`` in the tree of ``size`` leaves, from the hash tiles under log_dir."""
+class TileCache:
+    """The hashed levels of tiles, kept across proofs: a tile of a given width (partial or full) never changes."""
 
-    def read_tile(coord: TileCoord) -> bytes:
+    def __init__(self, log_dir: Path, capacity: int = 4096) -> None:
+        self.dir = log_dir
+        self.capacity = capacity
+        self.levels: dict[TileCoord, list[list[bytes]]] = {}
+
+    def read(self, coord: TileCoord) -> bytes:
+        """A tile's bytes from the log directory."""
         try:
-            return (log_dir / tile_path(coord)).read_bytes()
+            return (self.dir / tile_path(coord)).read_bytes()
         except FileNotFoundError:
             raise FetchError(f"{tile_path(coord)}: missing") from None
 
-    hashes = merkle.inclusion_proof(index, size, perfect_hash_from_tiles(read_tile, size))
+    def trim(self) -> None:
+        """Forget everything once over capacity (a crude bound; the hot tiles come back at once)."""
+        if len(self.levels) > self.capacity:
+            self.levels.clear()
+
+
+def leaf_proof(log_dir: Path, index: int, checkpoint_bytes: bytes, size: int, tiles: TileCache | None = None) -> bytes:
+    """The tlog-proof@v1 of leaf ``index`` in the tree of ``size`` leaves, from the hash tiles under log_dir."""
+    cache = tiles or TileCache(log_dir)
+    cache.trim()
+    hashes = merkle.inclusion_proof(index, size, perfect_hash_from_tiles(cache.read, size, shared=cache.levels))
     proof = TlogProof(index=index, proof_hashes=tuple(hashes), checkpoint_note=checkpoint_bytes, extra=None)
     return proof.encode()
