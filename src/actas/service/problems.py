@@ -22,6 +22,14 @@ from actas.errors import (
 )
 
 MEDIA_TYPE = "application/problem+json"
+PROBLEM_RESPONSE = {"content": {MEDIA_TYPE: {"schema": {"type": "object"}}}}  # for OpenAPI response docs
+_READ_PROBLEMS = {400: "malformed", 404: "not found", 503: "the log has no checkpoint yet"}
+
+
+def read_errors(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The problem responses a read route documents (request validation errors are 400, never FastAPI's 422)."""
+    return {status: {"description": _READ_PROBLEMS[status], **PROBLEM_RESPONSE} for status in statuses}
+
 
 # Most specific first: the first class an error is an instance of decides its status.
 _STATUS: tuple[tuple[type[ActasError], int], ...] = (
