@@ -103,31 +103,23 @@ class Ingest:
         self._on_stored = on_stored
         self._enrolled: dict[str, set[str]] = {}
         self._enrolled_lock = threading.Lock()
-        self._last_refresh = float("-inf")
-        self._refresh_enrollments()
+        for device, mesa in store.enrollments():
+            self._enrolled.setdefault(device, set()).add(mesa)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
         self._thread = threading.Thread(target=self._commit_loop, name="actas-committer", daemon=True)
         self._thread.start()
 
     # -- stateless and enrollment checks --------------------------------------------------------------------
 
-    def _refresh_enrollments(self) -> None:
-        enrolled: dict[str, set[str]] = {}
-        for device, mesa in self._store.enrollments():
-            enrolled.setdefault(device, set()).add(mesa)
+    def add_enrollment(self, device: str, mesas: Sequence[str]) -> None:
+        """Take in an enrollment the log has just covered (the live view calls this for every new one)."""
         with self._enrolled_lock:
-            self._enrolled = enrolled
-            self._last_refresh = self._clock()
+            self._enrolled.setdefault(device, set()).update(mesas)
 
     def _is_enrolled(self, device: str, mesa: str) -> bool:
-        if mesa in self._enrolled.get(device, ()):
-            return True
-        # Enrollments are logged before polling day; re-read them at most every 10 s, so a flood of
-        # unenrolled keys cannot make every request scan the enrollment table.
-        if self._clock() - self._last_refresh > 10:
-            self._refresh_enrollments()
-            return mesa in self._enrolled.get(device, ())
-        return False
+        # Read when the service started and kept current from the log as it grows: a flood of unenrolled keys
+        # costs a dictionary lookup each, never a scan of the enrollment table.
+        return mesa in self._enrolled.get(device, ())
 
     def check(self, data: bytes) -> Checked:
         """Stateless checks plus enrollment for one submitted acta."""

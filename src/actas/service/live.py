@@ -66,13 +66,17 @@ class LiveTotals:
         self.first: dict[tuple[str, str], int] = {}
         self.conflicts: dict[tuple[str, str], list[int]] = {}
         self.size = 0
+        self.enrollments: list[tuple[str, list[str]]] = []  # new since last drained, for the enrollment check
         self._paths: dict[int, tuple[int, ...]] = {}
 
     def prepare(self, entries: list[bytes]) -> list[tuple[int, tuple[int, ...], list[int]]]:
-        """Parse entries (leaf indexes from self.size on) into (contest, area path, row increment); no state change."""
+        """Take the next entries in log order: decide which actas count, return their increments for apply()."""
         out: list[tuple[int, tuple[int, ...], list[int]]] = []
         for offset, data in enumerate(entries):
             value = json.loads(data)
+            if value.get("type") == "enroll":
+                self.enrollments.append((value["device"], value["mesas"]))
+                continue
             if value.get("type") != "acta":
                 continue
             key = (value["mesa"], value["contest"])
@@ -118,12 +122,19 @@ class LiveLog:
     """Follows the log directory's checkpoint and keeps a snapshot and the event subscribers up to date."""
 
     def __init__(
-        self, log_dir: Path, election: Election, authority: Verifier, open_store: Callable[[], SubmissionStore]
+        self,
+        log_dir: Path,
+        election: Election,
+        authority: Verifier,
+        open_store: Callable[[], SubmissionStore],
+        on_enroll: Callable[[str, list[str]], None] | None = None,
     ) -> None:
         self._checkpoint_path = log_dir / "checkpoint"
         self._election = election
         self._authority = authority
         self._open_store = open_store
+        self._store: SubmissionStore | None = None  # opened on first use, kept: opening costs a scan
+        self._on_enroll = on_enroll
         self._totals = LiveTotals(election)
         self._snapshot: Snapshot | None = None
         self._recent: deque[Checkpoint] = deque(maxlen=RECENT)
@@ -167,6 +178,9 @@ class LiveLog:
         self._stop.set()
         self._poke.set()
         self._thread.join(timeout=30)
+        if self._store is not None:
+            self._store.close()
+            self._store = None
         for subscriber in self._take_subscribers():
             subscriber.loop.call_soon_threadsafe(_offer, subscriber.queue, None)
 
@@ -197,12 +211,14 @@ class LiveLog:
         totals = self._totals
         deltas: list[tuple[int, tuple[int, ...], list[int]]] = []
         if totals.size < checkpoint.size:
-            store = self._open_store()
-            try:
-                for start in range(totals.size, checkpoint.size, READ_STEP):
-                    deltas += totals.prepare(store.read(start, min(start + READ_STEP, checkpoint.size)))
-            finally:
-                store.close()
+            if self._store is None:
+                self._store = self._open_store()
+            for start in range(totals.size, checkpoint.size, READ_STEP):
+                deltas += totals.prepare(self._store.read(start, min(start + READ_STEP, checkpoint.size)))
+            if self._on_enroll is not None:
+                for device, mesas in totals.enrollments:
+                    self._on_enroll(device, mesas)
+            totals.enrollments.clear()
         with self._rows_lock:  # totals and checkpoint change together: a reader sees both or neither
             totals.apply(deltas)
             snapshot = Snapshot(data, checkpoint, totals.conflict_records(), len(totals.first))

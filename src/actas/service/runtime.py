@@ -73,12 +73,15 @@ class Runtime:
         self.reader = self.open_store()  # read routes; the store guards its own connection
         self.address_limiter = RateLimiter(config.address_limit, "client address", clock)
         self.device_limiter = RateLimiter(config.device_limit, "device key", clock)
-        self.live = LiveLog(self.data.log, self.election, self.verifier, self.open_store)
+        self.live = LiveLog(self.data.log, self.election, self.verifier, self.open_store, self._enrolled)
         self.sequencer: Sequencer | None = None
         if config.sequence:
             self.sequencer = Sequencer(self.open_store, self._open_writer, self._lock(), self.live.poke, config.fault)
         wake = self.sequencer.wake if self.sequencer is not None else None
         self.ingest = Ingest(self.open_store(), self.election, self.authority, clock, self._pool, wake)
+
+    def _enrolled(self, device: str, mesas: list[str]) -> None:
+        self.ingest.add_enrollment(device, mesas)
 
     def open_store(self) -> SubmissionStore:
         """A new connection to the configured store."""
