@@ -86,6 +86,7 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
     out.print(f"timings:     {result.timings}")
     out.print("verify it yourself:")
     out.print(f"  {program_name()} verify {result.bundle} --key {result.authority}")
+    out.print("serve it live (stations transmit, witnesses cosign): README.md, 'Run the results service'")
     if not result.report.ok:
         sys.exit(EXIT_FAILED)
 
