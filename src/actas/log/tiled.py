@@ -13,7 +13,7 @@ from pathlib import Path
 
 from actas.core import merkle
 from actas.core.keys import Signer
-from actas.core.note import Checkpoint, open_checkpoint, sign_checkpoint
+from actas.core.note import Checkpoint, open_checkpoint, parse_note, sign_checkpoint
 from actas.core.tiles import ENTRIES, TILE_WIDTH, TileBuilder, TileCoord, encode_bundle, tile_path
 from actas.errors import ActasError, FetchError, StorageError
 from actas.storage.base import LogStore, NewEntry
@@ -106,7 +106,7 @@ class TiledLog:
         try:
             for start in range(0, total, REBUILD_STEP):
                 self._integrate(start, min(total, start + REBUILD_STEP))
-            self._sign()  # once, at the end: no smaller checkpoint is published on the way
+            self._sign(repair=True)  # once, at the end: no smaller checkpoint is published on the way
         except OSError as exc:
             raise StorageError(f"cannot rebuild the tiled log in {self.dir}: {exc.strerror or exc}") from None
         return self._tiles.size
@@ -130,10 +130,20 @@ class TiledLog:
             sync_directory(directory)
             sync_directory(directory.parent)  # a new tile directory's own entry
 
-    def _sign(self) -> None:
+    def _sign(self, repair: bool = False) -> None:
         checkpoint = Checkpoint(self.origin, self._tiles.size, self._tiles.root())
+        if not repair and self._published_size() > checkpoint.size:
+            # Another sequencer took over and signed a larger tree: never put a smaller one back.
+            raise StorageError(f"a checkpoint larger than {checkpoint.size} is in place: another sequencer is ahead")
         write_durable(self.dir / "checkpoint", sign_checkpoint(checkpoint, self.signer))
         sync_directory(self.dir)  # the rename itself must survive a power loss
+
+    def _published_size(self) -> int:
+        """The size of the checkpoint in place (0 if none or unreadable); its signature is checked on open."""
+        try:
+            return Checkpoint.from_text(parse_note((self.dir / "checkpoint").read_bytes()).text).size
+        except (FileNotFoundError, ActasError):
+            return 0
 
     def _write(self, coord: TileCoord, data: bytes) -> Path:
         """Write a tile atomically: a crash leaves the old file or the new one, never a torn one."""

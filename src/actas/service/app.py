@@ -21,10 +21,13 @@ from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 
+from actas.core import merkle
 from actas.core.b64 import b64encode
-from actas.core.note import open_signed_checkpoint, verify_cosignature
+from actas.core.note import Checkpoint, open_signed_checkpoint, verify_cosignature
 from actas.core.qr import decode_payload
+from actas.core.tiles import perfect_hash_from_tiles
 from actas.errors import ActasError, EnrollmentError, MalformedError, NotFoundError, TooLargeError
+from actas.log.proofs import TileCache
 from actas.service.ingest import Accepted, Outcome
 from actas.service.problems import MEDIA_TYPE, PROBLEM_RESPONSE, problem
 from actas.service.read_routes import read_router
@@ -149,6 +152,19 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return problem_response(MalformedError(where or "invalid request"), request)
 
+    def in_this_log(checkpoint: Checkpoint) -> bool:
+        """Whether a checkpoint this process did not see is one of this log's trees (another process signed it)."""
+        current = runtime.live.snapshot
+        if current is None or checkpoint.size > current.checkpoint.size:
+            return False
+        hashes = perfect_hash_from_tiles(TileCache(runtime.data.log).read, current.checkpoint.size)
+        return bool(merkle.root_from_perfect(checkpoint.size, hashes) == checkpoint.root_hash)
+
+    def known(leaves: list[bytes]) -> set[bytes]:
+        """Which of these leaves were submitted before (resends are not charged to a device's rate limit)."""
+        with reader_lock:
+            return set(runtime.reader.submitted(leaves))
+
     # -- ingest -------------------------------------------------------------------------------------------
 
     @app.get("/healthz", summary="Liveness (also the benchmark's trivial endpoint)")
@@ -176,8 +192,8 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         elif media not in ("application/json", ""):
             raise MalformedError(f"content-type {media!r}: send application/json or text/plain (QR payload)")
         checked = runtime.ingest.check(body)
-        if checked.signer is not None:
-            runtime.device_limiter.check(checked.signer)
+        if checked.signer is not None and checked.entry is not None and not known([checked.entry.entry_hash]):
+            runtime.device_limiter.check(checked.signer)  # resends are free: actas are public, replays are cheap
         outcome = (await asyncio.wrap_future(runtime.ingest.store([checked])))[0]
         if isinstance(outcome, ActasError):
             raise outcome
@@ -194,16 +210,17 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
     async def submit_batch(request: Request) -> Response:
         runtime.address_limiter.check(_client(request))
         body = await read_body(request, runtime.config.max_batch_body)
-        lines = body.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()
-        if len(lines) > runtime.config.max_batch_lines:
-            raise TooLargeError(f"{len(lines)} lines is more than the {runtime.config.max_batch_lines} a batch takes")
-        lines = [line.removesuffix(b"\r") for line in lines]
+        count = body.count(b"\n") + (0 if body.endswith(b"\n") or not body else 1)
+        if count > runtime.config.max_batch_lines:  # counted before splitting: a split copies every line
+            raise TooLargeError(f"{count} lines is more than the {runtime.config.max_batch_lines} a batch takes")
+        if count > 1:
+            runtime.address_limiter.check(_client(request), count - 1)  # a batch costs one token per line
+        lines = [line.removesuffix(b"\r") for line in body.split(b"\n")[:count]]
         checked, presigned = await run_in_threadpool(runtime.ingest.check_many, lines)
+        seen = known([item.entry.entry_hash for item in checked if item.entry is not None])
         limited: dict[int, ActasError] = {}
         for n, item in enumerate(checked):
-            if item.signer is not None:
+            if item.signer is not None and item.entry is not None and item.entry.entry_hash not in seen:
                 try:
                     runtime.device_limiter.check(item.signer)
                 except ActasError as exc:
@@ -238,17 +255,24 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         body = await read_body(request, 16 * 1024)
         signed = open_signed_checkpoint(body, runtime.verifier)
         cp = signed.checkpoint
-        if runtime.live.recent(cp.size, cp.root_hash) is None:
-            raise NotFoundError(f"checkpoint of size {cp.size}: not one this log served recently")
+        if runtime.live.recent(cp.size, cp.root_hash) is None and not await run_in_threadpool(in_this_log, cp):
+            raise NotFoundError(f"checkpoint of size {cp.size}: not a checkpoint of this log's tree")
         accepted: list[str] = []
+        lines: list[tuple[str, str]] = []
         for signature in signed.note.signatures:
             witness = runtime.witnesses.get(signature.name)
             if witness is None or signature.name == runtime.verifier.name:
                 continue
             verify_cosignature(cp, signature, witness)
-            with reader_lock:
-                runtime.reader.add_cosignature(cp.size, cp.root_hash, signature.name, signature.line())
+            lines.append((signature.name, signature.line()))
             accepted.append(signature.name)
+
+        def keep() -> None:  # a durable write: off the event loop
+            with reader_lock:
+                for name, line in lines:
+                    runtime.reader.add_cosignature(cp.size, cp.root_hash, name, line)
+
+        await run_in_threadpool(keep)
         if not accepted:
             raise EnrollmentError("no cosignature from a witness this log is configured to accept")
         return {"accepted": accepted, "size": cp.size, "root": b64encode(cp.root_hash)}

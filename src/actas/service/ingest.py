@@ -8,6 +8,7 @@ requests share a disk flush; a receipt is signed only after that commit returns 
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Sequence
@@ -23,6 +24,7 @@ from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedEr
 from actas.log.validate import Checked, check_chunk, check_one, init_worker
 from actas.storage.base import Submission, SubmissionStore
 
+log = logging.getLogger("actas.ingest")
 Status = Literal["accepted", "duplicate", "conflict"]
 COMMIT_MAX = 8192  # submissions per group commit
 CHUNK = 256  # submissions per worker task
@@ -182,7 +184,14 @@ class Ingest:
                     break
                 jobs.append(more)
                 count += len(more.items)
-            self._commit(jobs)
+            try:
+                self._commit(jobs)
+            except Exception as exc:  # never leave a request waiting for ever, whatever went wrong
+                log.exception("group commit failed")
+                failure = StorageError(f"cannot store the submission: {type(exc).__name__}")
+                for job in jobs:
+                    if not job.done.done():
+                        job.done.set_exception(failure)
 
     def _commit(self, jobs: list[_Job]) -> None:
         now = int(self._clock())

@@ -213,8 +213,15 @@ class LiveLog:
         if totals.size < checkpoint.size:
             if self._store is None:
                 self._store = self._open_store()
-            for start in range(totals.size, checkpoint.size, READ_STEP):
-                deltas += totals.prepare(self._store.read(start, min(start + READ_STEP, checkpoint.size)))
+            try:
+                for start in range(totals.size, checkpoint.size, READ_STEP):
+                    deltas += totals.prepare(self._store.read(start, min(start + READ_STEP, checkpoint.size)))
+            except BaseException:
+                # prepare() moved past the chunks read so far: start over rather than lose their increments.
+                with self._rows_lock:
+                    self._totals = LiveTotals(self._election)
+                    self._snapshot = None
+                raise
             if self._on_enroll is not None:
                 for device, mesas in totals.enrollments:
                     self._on_enroll(device, mesas)

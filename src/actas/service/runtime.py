@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
@@ -64,6 +65,9 @@ class Runtime:
         self._pool = (
             ProcessPoolExecutor(
                 config.workers,
+                # Not fork: a forked worker would inherit the sequencer's flock and keep it after this process
+                # dies, and uvicorn's signal handlers with it.
+                mp_context=multiprocessing.get_context("forkserver"),
                 initializer=init_ingest_worker,
                 initargs=(self.election.to_canonical(), str(self.authority)),
             )

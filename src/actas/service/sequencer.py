@@ -147,6 +147,9 @@ class Sequencer:
             except ActasError as exc:  # storage trouble: give up the lead, retry after a pause
                 log.error("sequencer stopped: %s", exc)
                 self._stop.wait(LOCK_POLL)
+            except Exception:  # a bug or an OS error must not silently end sequencing while receipts go out
+                log.exception("sequencer failed; giving up the lead and trying again")
+                self._stop.wait(LOCK_POLL)
             finally:
                 self.is_leader = False
                 with contextlib.suppress(ActasError):

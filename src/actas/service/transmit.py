@@ -95,6 +95,9 @@ def fetch_authority(url: str, timeout: float = 10.0) -> Verifier:
         raise KeyFormatError(f"{base}/keys/authority.vkey: not a key string ({exc})") from None
 
 
+MAX_SKEW = 600  # seconds a new receipt's time may differ from this machine's clock
+
+
 def transmit(
     outbox: Outbox,
     url: str,
@@ -160,6 +163,7 @@ class _Sender:
         self.emit = emit
         self.summary = Summary()
         self.client: httpx.Client | None = None
+        self.wall_clock: Callable[[], float] = time.time
 
     def _post(self, path: str, body: bytes, media: str) -> httpx.Response:
         assert self.client is not None
@@ -222,12 +226,18 @@ class _Sender:
             if not isinstance(value, dict):
                 raise MalformedError("the answer is not a JSON object")
             status = value.get("status")
+            if status == 409 and value.get("code") == "conflict":  # a problem+json 409: logged, and flagged
+                status = "conflict"
             if status not in ("accepted", "duplicate", "conflict"):
                 raise MalformedError(f"unexpected status {status!r}")
             if value.get("leaf_hash") != leaf.hex():
                 raise MalformedError(f"the answer names leaf {value.get('leaf_hash')!r}, not {leaf.hex()}")
             receipt = receipt_from_value(value.get("receipt"), "receipt")
             receipt.check(self.authority)
+            skew = receipt.time - self.wall_clock()
+            if skew > MAX_SKEW or (status == "accepted" and skew < -MAX_SKEW):
+                # Misdated, it could never show an omission (receipts check treats young receipts as pending).
+                raise MalformedError(f"the receipt is dated {skew:+.0f} s from this machine's clock")
             if receipt.leaf_hash != leaf:
                 raise MalformedError(f"the receipt is for leaf {receipt.leaf_hash.hex()}, not {leaf.hex()}")
             existing = None

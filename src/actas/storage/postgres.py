@@ -118,6 +118,7 @@ class PostgresLogStore:
     def __init__(self, dsn: str, *, schema: str = "public") -> None:
         self._dsn = dsn
         self._schema = schema
+        self._submit_key = lock_key(f"actas/submit/{schema}")
         self._where = f"PostgreSQL schema {schema}"  # the database and host are added once connected
         self._lock = threading.Lock()  # one connection, several threads: one statement or transaction at a time
         self._conn: _Conn | None = None
@@ -281,6 +282,9 @@ class PostgresLogStore:
             first.setdefault(item.entry.entry_hash, item)
 
         def body(conn: _Conn) -> tuple[set[bytes], dict[bytes, int]]:
+            # One submitting transaction at a time, across processes: then queue order (seq) is commit order, and
+            # the first acta a mesa's submitters are told about is the one the sequencer logs first.
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._submit_key,))
             rows = _columns([_submission_row(item) for item in first.values()], 9)
             inserted = {bytes(row[0]) for row in conn.execute(_INSERT_SUBMISSIONS, rows).fetchall()}
             others = [h for h in first if h not in inserted]

@@ -102,6 +102,9 @@ class ReceiptsReport:
         }
 
 
+MAX_SKEW = 600  # seconds a receipt may be dated ahead of this machine's clock
+
+
 def check_receipts(
     receipts: Sequence[Receipt],
     reader: BundleReader,
@@ -126,6 +129,11 @@ def check_receipts(
             receipt.check(authority)
         except ActasError as exc:
             settled[n] = ReceiptResult(receipt, "invalid", detail=str(exc))
+            continue
+        if receipt.time > fetched_at + MAX_SKEW:
+            # A receipt dated in the future would stay "pending" for ever and never become evidence.
+            detail = f"dated {receipt.time - fetched_at:.0f} s after the checkpoint was read"
+            settled[n] = ReceiptResult(receipt, "invalid", detail=detail)
     open_ = [n for n in range(len(receipts)) if n not in settled]
     # Step 3.
     if isinstance(reader, HttpReader):
