@@ -25,6 +25,7 @@ from actas.service.problems import PROBLEM_RESPONSE, read_errors
 from actas.service.runtime import Runtime
 
 MAX_SUBSCRIBERS = 10_000
+MAX_CACHED_ANSWERS = 4096
 KEEPALIVE = 15.0
 _TILE = re.compile(r"(?:[0-9]|[1-5][0-9]|6[0-3]|entries)/(?:x[0-9]{3}/)*[0-9]{3}(?:\.p/[1-9][0-9]{0,2})?\Z")
 _HEX_LEAF = re.compile(r"[0-9a-f]{64}\Z")
@@ -41,6 +42,7 @@ def read_router(runtime: Runtime, reader_lock: threading.Lock) -> APIRouter:
     for index, area in enumerate(election.areas):
         (children[area.parent] if area.parent >= 0 else roots).append(index)
     subscribers = 0
+    answers: dict[tuple[str, int], tuple[int, bytes]] = {}  # (area code, contest) -> (checkpoint size, body)
 
     def snapshot() -> Snapshot:
         current = runtime.live.snapshot
@@ -119,11 +121,16 @@ def read_router(runtime: Runtime, reader_lock: threading.Lock) -> APIRouter:
         summary="Totals of an area (default: national) and its children, bound to a checkpoint",
         responses=read_errors(404, 503),
     )
-    async def results(area: str = "", contest: str = "") -> JSONResponse:
+    async def results(area: str = "", contest: str = "") -> Response:
         contest_id = contest or election.contests[0].id
         position = next((i for i, c in enumerate(election.contests) if c.id == contest_id), None)
         if position is None:
             raise NotFoundError(f"contest: {contest_id!r} is not a contest of this election")
+        # Live pages ask for the same few areas over and over: answer from the bytes made at this checkpoint.
+        latest = runtime.live.snapshot
+        cached = answers.get((area, position))
+        if latest is not None and cached is not None and cached[0] == latest.checkpoint.size:
+            return Response(cached[1], media_type="application/json")
 
         def value(index: int, row: list[int]) -> dict[str, object]:
             a = election.areas[index]
@@ -150,8 +157,8 @@ def read_router(runtime: Runtime, reader_lock: threading.Lock) -> APIRouter:
             ) | {"level": "national"}
         if current is None:
             raise UnavailableError("the log has no checkpoint yet")
-        # A JSONResponse, not a dict: FastAPI's generic encoder costs more than building the answer.
-        return JSONResponse(
+        # Built here, not returned as a dict: FastAPI's generic encoder costs more than building the answer.
+        answer = JSONResponse(
             {
                 "checkpoint": current.binding.to_value() | {"origin": current.checkpoint.origin},
                 "contest": contest_id,
@@ -160,6 +167,10 @@ def read_router(runtime: Runtime, reader_lock: threading.Lock) -> APIRouter:
                 "children": [value(k, row) for k, row in zip(kids, rows, strict=True)],
             }
         )
+        if len(answers) >= MAX_CACHED_ANSWERS:
+            answers.clear()
+        answers[(area, position)] = (current.checkpoint.size, bytes(answer.body))
+        return answer
 
     @router.get(
         "/v1/mesas/{mesa}",
