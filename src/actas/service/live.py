@@ -177,7 +177,8 @@ class LiveLog:
         """Stop following and end every event stream."""
         self._stop.set()
         self._poke.set()
-        self._thread.join(timeout=30)
+        if self._thread.ident is not None:  # started (a service that failed to start never started it)
+            self._thread.join(timeout=30)
         if self._store is not None:
             self._store.close()
             self._store = None

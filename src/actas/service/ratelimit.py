@@ -6,7 +6,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from actas.errors import RateLimitedError
+from actas.errors import RateLimitedError, TooLargeError
 
 MAX_BUCKETS = 200_000  # beyond this many tracked sources, the idlest half is forgotten (memory stays bounded)
 
@@ -38,6 +38,8 @@ class RateLimiter:
         limit = self._limit
         if limit.rate == 0:
             return
+        if cost > limit.burst:  # waiting would never help: say so instead of asking for a retry
+            raise TooLargeError(f"{cost:.0f} at once is more than the burst of {limit.burst:.0f} per {self._what}")
         with self._lock:
             now = self._clock()
             tokens, last = self._buckets.get(source, (limit.burst, now))

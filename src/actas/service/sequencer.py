@@ -130,7 +130,8 @@ class Sequencer:
         """Stop the loop after its current batch."""
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=60)
+        if self._thread.ident is not None:  # started (a service that failed to start never started it)
+            self._thread.join(timeout=60)
 
     def _run(self) -> None:
         while not self._stop.is_set():
