@@ -268,7 +268,7 @@ def perfect_hash_from_tiles(
     read_tile: ReadTile,
     size: int,
     cache_tiles: int = 8,
-    shared: MutableMapping[TileCoord, list[list[bytes]]] | None = None,
+    shared: MutableMapping[tuple[int, int, int], list[list[bytes]]] | None = None,
 ) -> PerfectHash:
     """Return a PerfectHash for a tiled log of size leaves, reading hash tiles through read_tile.
 
@@ -277,26 +277,28 @@ def perfect_hash_from_tiles(
     if not 0 <= size < MAX_TREE_SIZE:
         raise MalformedError(f"log size {size}: must be in [0, 2**63)")
     # Each cached tile keeps all 9 of its internal levels, so repeated lookups in one tile cost no hashing.
-    cache: OrderedDict[TileCoord, list[list[bytes]]] = OrderedDict()
+    # Keyed by (level, index, width) tuples: a TileCoord (validated) is built only to read a tile.
+    cache: OrderedDict[tuple[int, int, int], list[list[bytes]]] = OrderedDict()
 
-    def load(coord: TileCoord) -> list[list[bytes]]:
-        levels = cache.get(coord)
+    def load(key: tuple[int, int, int]) -> list[list[bytes]]:
+        levels = cache.get(key)
         if levels is not None:
-            cache.move_to_end(coord)
+            cache.move_to_end(key)
             return levels
         if shared is not None:
-            levels = shared.get(coord)
+            levels = shared.get(key)
             if levels is not None:
                 return levels
+        coord = TileCoord(*key)
         levels = [decode_tile(read_tile(coord), coord.width)]
         while len(levels[-1]) >= 2:
             below = levels[-1]
             levels.append([node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)])
-        cache[coord] = levels
+        cache[key] = levels
         if len(cache) > cache_tiles:
             cache.popitem(last=False)
         if shared is not None:
-            shared[coord] = levels
+            shared[key] = levels
         return levels
 
     def perfect_hash(k: int, i: int) -> bytes:
@@ -308,7 +310,7 @@ def perfect_hash_from_tiles(
         tile_index = first // TILE_WIDTH
         full = count // TILE_WIDTH
         width = TILE_WIDTH if tile_index < full else count % TILE_WIDTH
-        levels = load(TileCoord(level, tile_index, width))
+        levels = load((level, tile_index, width))
         return levels[height][(first % TILE_WIDTH) >> height]
 
     return perfect_hash

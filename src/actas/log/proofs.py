@@ -54,7 +54,7 @@ class TileCache:
     def __init__(self, log_dir: Path, capacity: int = 4096) -> None:
         self.dir = log_dir
         self.capacity = capacity
-        self.levels: dict[TileCoord, list[list[bytes]]] = {}
+        self.levels: dict[tuple[int, int, int], list[list[bytes]]] = {}
 
     def read(self, coord: TileCoord) -> bytes:
         """A tile's bytes from the log directory."""
