@@ -123,26 +123,34 @@ def _measure(data: Path, actas: list[bytes], election: Election, processes: int,
         # flood; the trivial endpoint is measured again under the same ingest, as the reads' baseline.
         bodies = [b"\n".join(during[i : i + PACED_BATCH]) for i in range(0, len(during), PACED_BATCH)]
         posts = [post("/v1/actas:batch", b, "application/x-ndjson") for b in bodies]
-        half = len(posts) // 2
-        under_ingest: dict[str, LoadResult] = {}
-        for name, first, second, batches in (
-            ("trivial", [get("/healthz")], [get("/healthz")], posts[:half]),
-            ("reads", results, mesa_pages, posts[half:]),
+        third = len(posts) // 3
+        under_ingest: dict[str, tuple[LoadResult, LoadResult, LoadResult]] = {}
+        # Each read route alone against the same paced ingest, 8 connections from two processes, like the baseline.
+        for n, (name, requests) in enumerate(
+            (("trivial", [get("/healthz")]), ("results", results), ("mesas", mesa_pages))
         ):
             with multiprocessing.get_context("fork").Pool(3) as pool:
+                batches = posts[n * third : (n + 1) * third]
                 ingest = pool.apply_async(run_load, (port, batches, 1, 6.0, PACED_BATCH / PACED_RATE))
                 time.sleep(0.5)
-                one = pool.apply_async(run_load, (port, first, 4, 5.0))
-                two = pool.apply_async(run_load, (port, second, 4, 5.0))
-                under_ingest[name + "-1"], under_ingest[name + "-2"] = one.get(), two.get()
-                under_ingest[name + "-ingest"] = ingest.get()
-        busy = under_ingest["trivial-1"].rate + under_ingest["trivial-2"].rate
-        line("GET /healthz during ingest (8 connections)", busy, "req/s", extra=_latency(under_ingest["trivial-1"]))
-        r1, r2 = under_ingest["reads-1"], under_ingest["reads-2"]
-        line("GET /v1/results during ingest (4 conn.)", r1.rate, "req/s", busy / 2, " trivial" + _latency(r1))
-        line("GET /v1/mesas/{id} during ingest (4 conn.)", r2.rate, "req/s", busy / 2, " trivial" + _latency(r2))
-        ingesting = under_ingest["reads-ingest"]
-        line("  (paced ingest meanwhile, batches of 50)", PACED_BATCH * ingesting.count / ingesting.seconds, "actas/s")
+                one = pool.apply_async(run_load, (port, requests, 4, 5.0))
+                two = pool.apply_async(run_load, (port, requests, 4, 5.0))
+                under_ingest[name] = (one.get(), two.get(), ingest.get())
+
+        def both(name: str) -> tuple[float, str]:
+            one, two, _ = under_ingest[name]
+            merged = LoadResult(one.count + two.count, max(one.seconds, two.seconds), one.latencies + two.latencies, {})
+            return one.rate + two.rate, _latency(merged)
+
+        busy, busy_latency = both("trivial")
+        line("GET /healthz during ingest", busy, "req/s", extra=busy_latency)
+        rate, latency = both("results")
+        line("GET /v1/results during ingest", rate, "req/s", busy, " trivial" + latency)
+        rate, latency = both("mesas")
+        line("GET /v1/mesas/{id} during ingest", rate, "req/s", busy, " trivial" + latency)
+        ingesting = [under_ingest[name][2] for name in under_ingest]
+        paced = sum(PACED_BATCH * r.count / r.seconds for r in ingesting) / len(ingesting)
+        line("  (paced ingest meanwhile, batches of 50)", paced, "actas/s")
     finally:
         server.terminate()
         server.wait(timeout=30)
