@@ -24,7 +24,7 @@ from actas.service.live import Snapshot
 from actas.service.problems import PROBLEM_RESPONSE, read_errors
 from actas.service.runtime import Runtime
 
-MAX_SUBSCRIBERS = 10_000
+MAX_SUBSCRIBERS = 1024  # a quarter of the connection limit: event streams never crowd out submissions
 MAX_CACHED_ANSWERS = 4096
 KEEPALIVE = 15.0
 _TILE = re.compile(r"(?:[0-9]|[1-5][0-9]|6[0-3]|entries)/(?:x[0-9]{3}/)*[0-9]{3}(?:\.p/[1-9][0-9]{0,2})?\Z")
