@@ -41,6 +41,10 @@ class Receipt:
         if not self.origin:
             raise MalformedError("receipt.origin: empty")
 
+    def __reduce__(self) -> tuple[type[Receipt], tuple[object, ...]]:
+        # Pickled by constructor arguments: receipts signed in verification workers cross to the service process.
+        return (Receipt, (self.origin, self.leaf_hash, self.time, self.signature))
+
     def body(self) -> dict[str, Any]:
         """The signed fields."""
         leaf = b64encode(self.leaf_hash)

@@ -26,6 +26,10 @@ class Checked:
     warnings: tuple[str, ...] = ()
     signer: str | None = None  # acta: the device key that signed it, for the enrollment check
 
+    def __reduce__(self) -> tuple[type[Checked], tuple[object, ...]]:
+        # Pickled by constructor arguments (see NewEntry.__reduce__): these cross from worker processes.
+        return (Checked, (self.entry, self.error, self.warnings, self.signer))
+
 
 def check_one(data: bytes, election: Election, authority: Verifier) -> Checked:
     """Parse and check one submitted entry without reference to the log's state."""

@@ -192,7 +192,13 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         elif media not in ("application/json", ""):
             raise MalformedError(f"content-type {media!r}: send application/json or text/plain (QR payload)")
         checked = runtime.ingest.check(body)
-        if checked.signer is not None and checked.entry is not None and not known([checked.entry.entry_hash]):
+        limited = runtime.config.device_limit.rate > 0
+        if (
+            limited
+            and checked.signer is not None
+            and checked.entry is not None
+            and not known([checked.entry.entry_hash])
+        ):
             runtime.device_limiter.check(checked.signer)  # resends are free: actas are public, replays are cheap
         outcome = (await asyncio.wrap_future(runtime.ingest.store([checked])))[0]
         if isinstance(outcome, ActasError):
@@ -217,7 +223,8 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
             runtime.address_limiter.check(_client(request), count - 1)  # a batch costs one token per line
         lines = [line.removesuffix(b"\r") for line in body.split(b"\n")[:count]]
         checked, presigned = await run_in_threadpool(runtime.ingest.check_many, lines)
-        seen = known([item.entry.entry_hash for item in checked if item.entry is not None])
+        leaves = [item.entry.entry_hash for item in checked if item.entry is not None]
+        seen = known(leaves) if runtime.config.device_limit.rate > 0 else set()  # only a device limit needs it
         limited: dict[int, ActasError] = {}
         for n, item in enumerate(checked):
             if item.signer is not None and item.entry is not None and item.entry.entry_hash not in seen:
