@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from actas.core.b64 import b64decode, b64encode
@@ -22,6 +23,12 @@ from actas.errors import MalformedError, ProofError
 
 HEADER = b"c2sp.org/tlog-proof@v1"
 MAX_PROOF_HASHES = 64  # an inclusion proof in a tree below 2**63 leaves has at most 63 hashes
+
+
+@functools.lru_cache(maxsize=8)  # notes are at most 1 MiB: a bounded memory
+def _check_note(note: bytes) -> None:
+    """Parse a checkpoint note (remembered: a service proves many leaves against the same checkpoint)."""
+    Checkpoint.from_text(parse_note(note).text)
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,7 @@ class TlogProof:
         if self.extra is not None and not self.extra:
             raise MalformedError("tlog-proof extra: must be omitted rather than empty")
         # The note must at least parse as a checkpoint, so encode() never emits an unreadable proof.
-        Checkpoint.from_text(parse_note(self.checkpoint_note).text)
+        _check_note(self.checkpoint_note)
 
     def encode(self) -> bytes:
         """Serialise the proof."""

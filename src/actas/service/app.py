@@ -30,7 +30,7 @@ from actas.errors import ActasError, EnrollmentError, MalformedError, NotFoundEr
 from actas.log.proofs import TileCache
 from actas.service.ingest import Accepted, Outcome
 from actas.service.problems import MEDIA_TYPE, PROBLEM_RESPONSE, problem
-from actas.service.read_routes import read_router
+from actas.service.read_routes import add_read_routes
 from actas.service.runtime import Runtime
 
 log = logging.getLogger("actas.service")
@@ -247,7 +247,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
                 results.append({"line": n + 1, **_accepted_value(outcome)})
         return JSONResponse({"results": results, **counts})
 
-    app.include_router(read_router(runtime, reader_lock))
+    add_read_routes(app, runtime, reader_lock)  # on the app itself: an included router adds a layer per request
 
     # -- witnesses ----------------------------------------------------------------------------------------
 

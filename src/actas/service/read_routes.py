@@ -12,7 +12,7 @@ import threading
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Response
+from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 from actas.core.merkle import leaf_hash
@@ -31,9 +31,8 @@ _TILE = re.compile(r"(?:[0-9]|[1-5][0-9]|6[0-3]|entries)/(?:x[0-9]{3}/)*[0-9]{3}
 _HEX_LEAF = re.compile(r"[0-9a-f]{64}\Z")
 
 
-def read_router(runtime: Runtime, reader_lock: threading.Lock) -> APIRouter:
+def add_read_routes(router: FastAPI, runtime: Runtime, reader_lock: threading.Lock) -> None:
     """The read routes over a runtime; reader_lock guards its one reader connection."""
-    router = APIRouter()
     election = runtime.election
     tiles = TileCache(runtime.data.log)  # a tile of a given width never changes: proofs hash it once
     mesas_per_area, registered_per_area = expected_per_area(election)
@@ -236,5 +235,3 @@ def read_router(runtime: Runtime, reader_lock: threading.Lock) -> APIRouter:
 
         headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
         return StreamingResponse(stream(), media_type="text/event-stream", headers=headers)
-
-    return router

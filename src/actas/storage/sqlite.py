@@ -268,6 +268,11 @@ class SqliteLogStore:
     @_storage_errors
     def submitted_for_mesas(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], list[bytes]]:
         """Leaf hashes of the submissions for each (mesa, contest), in the order stored (one query per 500)."""
+        if len(keys) == 1:  # a mesa page: one range of the (mesa, contest, seq) index, already in order
+            mesa, contest = keys[0]
+            query = "SELECT hash FROM submissions WHERE mesa = ? AND contest = ? ORDER BY seq"
+            leaves = [bytes(row[0]) for row in self._db.execute(query, (mesa, contest))]
+            return {keys[0]: leaves} if leaves else {}
         wanted = set(keys)
         mesas = sorted({mesa for mesa, _ in wanted})
         found: dict[tuple[str, str], list[bytes]] = {}
