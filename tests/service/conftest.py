@@ -5,9 +5,10 @@ from __future__ import annotations
 import shutil
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -92,3 +93,18 @@ def server(election: Election) -> Iterator[LiveServer]:
     live = LiveServer(ServiceConfig(data_dir=election.root))
     yield live
     live.stop()
+
+
+@pytest.fixture
+def serve(election: Election) -> Iterator[Callable[..., LiveServer]]:
+    """Start a LiveServer with ServiceConfig options over the test's data directory; stopped at teardown."""
+    started: list[LiveServer] = []
+
+    def start(**options: Any) -> LiveServer:
+        live = LiveServer(ServiceConfig(data_dir=election.root, **options))
+        started.append(live)
+        return live
+
+    yield start
+    for live in started:
+        live.stop()

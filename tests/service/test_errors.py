@@ -34,7 +34,6 @@ from actas.core.merkle import leaf_hash
 from actas.core.qr import PREFIX, base45_encode, encode_payload
 from actas.service.app import create_app
 from actas.service.ratelimit import Limit
-from actas.service.runtime import ServiceConfig
 from actas.simulate.run import device_signer
 from tests.service.conftest import MESAS, SEED, Election, LiveServer
 
@@ -194,21 +193,6 @@ def rejected(
     assert body["instance"] == "/v1/actas"
     assert_not_stored(server, before, data)
     return body
-
-
-@pytest.fixture
-def serve(election: Election) -> Iterator[Callable[..., LiveServer]]:
-    """Start a LiveServer with ServiceConfig options over the test's data directory; stopped at teardown."""
-    started: list[LiveServer] = []
-
-    def start(**options: Any) -> LiveServer:
-        live = LiveServer(ServiceConfig(data_dir=election.root, **options))
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
 
 
 # -- malformed: 400 ------------------------------------------------------------------------------------------------

@@ -7,9 +7,8 @@ a failed catch-up, and cosignatures of checkpoints another process signed.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -44,21 +43,6 @@ from tests.service.test_errors import (
 from tests.service.witnesses import NOW, W1, forge, grow, served
 
 TEXT = {"content-type": "text/plain; charset=utf-8"}
-
-
-@pytest.fixture
-def serve(election: Election) -> Iterator[Callable[..., LiveServer]]:
-    """Start a LiveServer with ServiceConfig options over the test's data directory; stopped at teardown."""
-    started: list[LiveServer] = []
-
-    def start(**options: Any) -> LiveServer:
-        live = LiveServer(ServiceConfig(data_dir=election.root, **options))
-        started.append(live)
-        return live
-
-    yield start
-    for live in started:
-        live.stop()
 
 
 # -- transmit ------------------------------------------------------------------------------------------------------

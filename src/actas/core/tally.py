@@ -192,53 +192,35 @@ def results_files(tallies: Sequence[Tally], binding: Binding, conflicts: Sequenc
     return {path: b"".join(chunks) for path, chunks in iter_results_files(tallies, binding, conflicts)}
 
 
-class TallyBuilder:
-    """Totals fed one logged entry at a time, in log order: the first acta of each mesa and contest counts.
+def tally_entries(election: Election, entries: Iterable[bytes]) -> tuple[list[Tally], list[ConflictRecord]]:
+    """Totals from a trusted log's entries in order: the first acta of each mesa and contest counts.
 
-    Signatures and enrollment are not checked again (the sequencer did, and the verifier does); actas breaking
-    an error rule are skipped, as the verifier skips them.
+    Signatures and enrollment are not checked again (the sequencer did, and the verifier does); actas
+    breaking an error rule are skipped, as the verifier skips them.
     """
-
-    def __init__(self, election: Election) -> None:
-        self.election = election
-        self.tallies = [Tally(election, contest) for contest in election.contests]
-        self._contests = {c.id: i for i, c in enumerate(election.contests)}
-        self.first: dict[tuple[str, str], int] = {}
-        self._conflicts: dict[tuple[str, str], list[int]] = {}
-        self.size = 0
-
-    def feed(self, data: bytes) -> None:
-        """Take the next logged entry (leaf index = entries fed so far)."""
-        leaf = self.size
-        self.size += 1
+    tallies = [Tally(election, contest) for contest in election.contests]
+    contests = {c.id: i for i, c in enumerate(election.contests)}
+    first: dict[tuple[str, str], int] = {}
+    conflicts: dict[tuple[str, str], list[int]] = {}
+    for leaf, data in enumerate(entries):
         entry = parse_entry(data).entry
         if not isinstance(entry, ActaEntry):
-            return
+            continue
         acta = entry.acta
-        if errors_of(check_rules(acta, self.election)):
-            return
+        if errors_of(check_rules(acta, election)):
+            continue
         key = (acta.mesa, acta.contest)
-        if key in self.first:
-            self._conflicts.setdefault(key, [self.first[key]]).append(leaf)
-            return
-        mesa = self.election.mesa_index(acta.mesa)
-        contest = self._contests.get(acta.contest)
+        if key in first:
+            conflicts.setdefault(key, [first[key]]).append(leaf)
+            continue
+        mesa = election.mesa_index(acta.mesa)
+        contest = contests.get(acta.contest)
         if mesa is None or contest is None:
-            return
-        self.first[key] = leaf
-        self.tallies[contest].add(mesa, acta.options, acta.null, acta.blank, acta.registered)
-
-    def conflicts(self) -> list[ConflictRecord]:
-        """Every mesa and contest with more than one counted-rule-abiding acta, by first leaf."""
-        return [
-            ConflictRecord(mesa, contest, tuple(leaves))
-            for (mesa, contest), leaves in sorted(self._conflicts.items(), key=lambda kv: kv[1][0])
-        ]
-
-
-def tally_entries(election: Election, entries: Iterable[bytes]) -> tuple[list[Tally], list[ConflictRecord]]:
-    """Totals from a trusted log's entries in order (see TallyBuilder)."""
-    builder = TallyBuilder(election)
-    for data in entries:
-        builder.feed(data)
-    return builder.tallies, builder.conflicts()
+            continue
+        first[key] = leaf
+        tallies[contest].add(mesa, acta.options, acta.null, acta.blank, acta.registered)
+    records = [
+        ConflictRecord(mesa, contest, tuple(leaves))
+        for (mesa, contest), leaves in sorted(conflicts.items(), key=lambda kv: kv[1][0])
+    ]
+    return tallies, records

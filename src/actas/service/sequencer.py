@@ -2,8 +2,9 @@
 
 With PostgreSQL several processes run this loop; a session advisory lock lets exactly one of them sequence, and
 when its process dies PostgreSQL drops the lock and another takes over within a poll interval. With SQLite the
-one service process holds it alone. Appending is idempotent (the writer deduplicates by leaf hash), so a crash
-between appending and taking submissions off the queue only makes the next holder see duplicates.
+lock is an flock beside the database, which the kernel releases when its holder dies. Appending is idempotent
+(the writer deduplicates by leaf hash), so a crash between appending and taking submissions off the queue only
+makes the next holder see duplicates.
 """
 
 from __future__ import annotations
@@ -43,21 +44,6 @@ class Lock(Protocol):
     def release(self) -> None:
         """Stop being the sequencer."""
         ...
-
-
-class LocalLock:
-    """The lock of a single-process deployment (SQLite): always held."""
-
-    def try_acquire(self) -> bool:
-        """Always succeeds."""
-        return True
-
-    def held(self) -> bool:
-        """Always held."""
-        return True
-
-    def release(self) -> None:
-        """Nothing to release."""
 
 
 class FileLock:

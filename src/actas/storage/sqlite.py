@@ -74,6 +74,16 @@ def _storage_errors(fn: _Fn) -> _Fn:
     return cast(_Fn, wrapper)
 
 
+IN_CHUNK = 500  # parameters per IN (...) list, below SQLite's limit on bound variables
+
+
+def _rows_in(db: sqlite3.Connection, query: str, values: Sequence[object]) -> Iterator[Any]:
+    """Rows of query, whose "{marks}" is an IN list, for every value, IN_CHUNK values at a time."""
+    for offset in range(0, len(values), IN_CHUNK):
+        chunk = values[offset : offset + IN_CHUNK]
+        yield from db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
+
+
 def _submission_row(item: Submission) -> tuple[object, ...]:
     entry = item.entry
     mesas = " ".join(entry.mesas)  # mesa codes never hold spaces (entries.py)
@@ -162,11 +172,8 @@ class SqliteLogStore:
         """Map stored entry hashes to their index."""
         found: dict[bytes, int] = {}
         unique = list(dict.fromkeys(hashes))
-        for offset in range(0, len(unique), 500):
-            chunk = unique[offset : offset + 500]
-            marks = ",".join("?" * len(chunk))
-            for idx, entry_hash in self._db.execute(f"SELECT idx, hash FROM entries WHERE hash IN ({marks})", chunk):
-                found.setdefault(bytes(entry_hash), int(idx))
+        for idx, entry_hash in _rows_in(self._db, "SELECT idx, hash FROM entries WHERE hash IN ({marks})", unique):
+            found.setdefault(bytes(entry_hash), int(idx))
         return found
 
     @_storage_errors
@@ -181,17 +188,11 @@ class SqliteLogStore:
         wanted = set(keys)
         mesas = sorted({mesa for mesa, _ in wanted})
         found: dict[tuple[str, str], list[int]] = {}
-        for offset in range(0, len(mesas), 500):
-            chunk = mesas[offset : offset + 500]
-            marks = ",".join("?" * len(chunk))
-            cursor = self._db.execute(
-                f"SELECT mesa, contest, idx FROM actas WHERE mesa IN ({marks}) ORDER BY mesa, contest, idx",
-                chunk,
-            )
-            for mesa, contest, idx in cursor:
-                key = (str(mesa), str(contest))
-                if key in wanted:
-                    found.setdefault(key, []).append(int(idx))
+        query = "SELECT mesa, contest, idx FROM actas WHERE mesa IN ({marks}) ORDER BY mesa, contest, idx"
+        for mesa, contest, idx in _rows_in(self._db, query, mesas):
+            key = (str(mesa), str(contest))
+            if key in wanted:
+                found.setdefault(key, []).append(int(idx))
         return found
 
     def enrollments(self) -> Iterator[tuple[str, str]]:
@@ -224,11 +225,8 @@ class SqliteLogStore:
         try:
             self._db.execute("BEGIN IMMEDIATE")
             earlier: dict[bytes, int] = {}
-            for offset in range(0, len(hashes), 500):
-                chunk = hashes[offset : offset + 500]
-                marks = ",".join("?" * len(chunk))
-                query = f"SELECT hash, received FROM submissions WHERE hash IN ({marks})"
-                earlier.update((bytes(h), int(r)) for h, r in self._db.execute(query, chunk))
+            query = "SELECT hash, received FROM submissions WHERE hash IN ({marks})"
+            earlier.update((bytes(h), int(r)) for h, r in _rows_in(self._db, query, hashes))
             out: list[Stored] = []
             rows = []
             for item in items:
@@ -252,12 +250,9 @@ class SqliteLogStore:
     def _submitted_locked(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
         found: dict[bytes, Submission] = {}
         unique = list(dict.fromkeys(hashes))
-        for offset in range(0, len(unique), 500):
-            chunk = unique[offset : offset + 500]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT {_SUBMISSION_COLUMNS} FROM submissions WHERE hash IN ({marks})"
-            for row in self._db.execute(query, chunk):
-                found[bytes(row[0])] = _submission(row)
+        query = f"SELECT {_SUBMISSION_COLUMNS} FROM submissions WHERE hash IN ({{marks}})"
+        for row in _rows_in(self._db, query, unique):
+            found[bytes(row[0])] = _submission(row)
         return found
 
     @_storage_errors
@@ -276,14 +271,11 @@ class SqliteLogStore:
         wanted = set(keys)
         mesas = sorted({mesa for mesa, _ in wanted})
         found: dict[tuple[str, str], list[bytes]] = {}
-        for offset in range(0, len(mesas), 500):
-            chunk = mesas[offset : offset + 500]
-            marks = ",".join("?" * len(chunk))
-            query = f"SELECT mesa, contest, hash FROM submissions WHERE mesa IN ({marks}) ORDER BY seq"
-            for mesa, contest, leaf in self._db.execute(query, chunk):
-                key = (str(mesa), str(contest))
-                if key in wanted:
-                    found.setdefault(key, []).append(bytes(leaf))
+        query = "SELECT mesa, contest, hash FROM submissions WHERE mesa IN ({marks}) ORDER BY seq"
+        for mesa, contest, leaf in _rows_in(self._db, query, mesas):
+            key = (str(mesa), str(contest))
+            if key in wanted:
+                found.setdefault(key, []).append(bytes(leaf))
         return found
 
     @_storage_errors
