@@ -50,8 +50,8 @@ def election(election_template: Election, tmp_path: Path) -> Election:
 class LiveServer:
     """uvicorn serving the app on 127.0.0.1 on a free port, in a thread."""
 
-    def __init__(self, config: ServiceConfig) -> None:
-        self.runtime = Runtime(config)
+    def __init__(self, config: ServiceConfig, clock: Callable[[], float] = time.time) -> None:
+        self.runtime = Runtime(config, clock)
         self.runtime.start()
         self.server = uvicorn.Server(
             uvicorn.Config(create_app(self.runtime), host="127.0.0.1", port=0, log_level="warning", lifespan="off")

@@ -7,6 +7,7 @@ a failed catch-up, and cosignatures of checkpoints another process signed.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -74,6 +75,19 @@ def test_transmit_keeps_the_receipt_of_a_conflicting_acta(
     assert (outbox.root / "receipts" / f"{name}.acta").read_bytes() == second
     assert list((outbox.root / "rejected").iterdir()) == []
     assert_stored(server, first, second)
+
+
+def test_transmit_refuses_a_receipt_dated_far_from_its_clock(election: Election, tmp_path: Path) -> None:
+    """A service whose clock is an hour ahead issues receipts transmit will not keep: they could never be evidence."""
+    ahead = LiveServer(ServiceConfig(data_dir=election.root), clock=lambda: time.time() + 3600)
+    try:
+        outbox = Outbox(tmp_path / "outbox")
+        outbox.enqueue(election.actas[0])
+        summary = transmit(outbox, ahead.url, authority_of(election.root), max_attempts=2, sleep=lambda s: None)
+        assert (summary.sent, summary.pending, summary.bad_receipts) == (0, 1, 2)
+        assert list((outbox.root / "receipts").glob("*.receipt")) == []
+    finally:
+        ahead.stop()
 
 
 # -- rate limits ---------------------------------------------------------------------------------------------------
