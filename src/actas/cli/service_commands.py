@@ -30,7 +30,12 @@ def _limit(value: str, what: str) -> tuple[float, float]:
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
 @click.option("-p", "--processes", type=click.IntRange(1, 64), default=1, show_default=True, help="Service processes.")
 @click.option("-j", "--workers", type=click.IntRange(0, 256), default=0, help="Processes verifying batches.")
-@click.option("--rate-per-address", default="0", metavar="RATE[/BURST]", help="Requests/s per client (0: off).")
+@click.option(
+    "--rate-per-address",
+    default="0",
+    metavar="RATE[/BURST]",
+    help="Requests/s per client address, a batch one per line (0: off).",
+)
 @click.option("--rate-per-device", default="0", metavar="RATE[/BURST]", help="Actas/s per device key (0: off).")
 @click.option("--witness", "witnesses", multiple=True, metavar="VKEY", help="Accept cosignatures from this key.")
 @click.option("--no-sequencer", is_flag=True, help="Only ingest and serve; never sequence (PostgreSQL).")
