@@ -41,6 +41,7 @@ THIRD_PARTY = {
     "demo": set(),
     "errors": set(),
     "service": {"fastapi", "starlette", "uvicorn", "httpx"},
+    "scan": {"PIL", "segno", "cv2", "zxingcpp", "numpy", "pypdfium2", "pillow_heif"},
 }
 # Drivers confined to one module each.
 DRIVERS = {"sqlite3": "storage/sqlite.py", "psycopg": "storage/postgres.py", "click": None, "rich": None}
