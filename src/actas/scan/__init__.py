@@ -1,0 +1,1 @@
+"""Paper copies: printable actas, photo simulation, QR scanning."""
