@@ -12,14 +12,15 @@ from typing import Protocol
 from actas.core import merkle
 from actas.core.acta import check_rules, errors_of
 from actas.core.election import Election
-from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entry, signature_valid
+from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, ObservationEntry, parse_entry, signature_valid
 from actas.core.keys import Verifier
+from actas.core.observation import observed_copy
 from actas.core.tiles import TILE_WIDTH, TileCoord, decode_bundle, decode_tile, tile_path
 from actas.core.verify_report import S_ACTAS, S_ELECTION_ENTRY, S_ENROLL, S_ENTRIES, S_TILES, Failure
 from actas.core.verify_state import PREFIX, device_digest
 from actas.errors import ActasError
 
-_KIND = {ElectionEntry: "election", EnrollEntry: "enroll", ActaEntry: "acta"}
+_KIND = {ElectionEntry: "election", EnrollEntry: "enroll", ActaEntry: "acta", ObservationEntry: "observation"}
 LOG = "log/"  # the tiled log's place inside a bundle
 
 
@@ -117,6 +118,15 @@ class BundleChecker:
             else:
                 known = tuple(m for m in mesas if m is not None)
                 result.enrollments.append((leaf, device_digest(entry.device), known))
+        elif isinstance(entry, ObservationEntry):
+            if not signed:
+                message = f"observation of mesa {entry.mesa!r}: witness signature does not verify"
+                result.failures.append(Failure(S_ACTAS, where, message))
+                return
+            try:
+                observed_copy(entry, self.election)
+            except ActasError as exc:
+                result.failures.append(Failure(S_ACTAS, where, f"observation of mesa {entry.mesa!r}: {exc}"))
         else:
             assert isinstance(entry, ActaEntry)
             acta = entry.acta

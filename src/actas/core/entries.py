@@ -6,6 +6,9 @@ base64, over the domain-separated canonical bytes of the same object without ``"
 * ``election`` — the SHA-256 digest of the canonical election definition; signed by the authority.
 * ``enroll`` — a device key and the mesas it may sign for; signed by the authority.
 * ``acta`` — a tally sheet (see :mod:`actas.core.acta`); signed by the device key it names.
+* ``observation`` — a witness's copy of a printed acta: the SHA-256 of the image it was read from, the QR payload
+  exactly as read, its format and mesa; signed by the witness key it names. Whether the payload decodes to that
+  mesa is checked where the election definition is at hand (:mod:`actas.core.observation`).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Any
 from actas.core import canonical
 from actas.core.acta import Acta
 from actas.core.b64 import b64decode, b64encode
-from actas.core.keys import CONTEXT_ACTA, CONTEXT_ELECTION, CONTEXT_ENROLL, Signer, Verifier
+from actas.core.keys import CONTEXT_ACTA, CONTEXT_ELECTION, CONTEXT_ENROLL, CONTEXT_OBSERVATION, Signer, Verifier
 from actas.errors import KeyFormatError, MalformedError
 
 VERSION = 1
@@ -81,11 +84,55 @@ class ActaEntry:
         return self.acta.to_value()
 
 
-Entry = ElectionEntry | EnrollEntry | ActaEntry
+OBSERVATION_FORMATS = ("actas1", "cne2024", "qrbu")
+MAX_PAYLOAD_CHARS = 16384  # a multi-part boletim is at most a few QR codes of ≤ 4,296 characters
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationEntry:
+    """A witness's copy of a printed acta: which image, what its QR said, signed by the witness key."""
+
+    election: str
+    mesa: str
+    format: str
+    image: str  # SHA-256 of the image file, lower-case hex; the image is published by this name
+    payload: str  # the QR text exactly as decoded (parts of a multi-part code joined by "\n")
+    witness: str  # the witness key string
+    signature: bytes
+
+    def __post_init__(self) -> None:
+        for name, text in (("election", self.election), ("witness", self.witness), ("payload", self.payload)):
+            if not isinstance(text, str) or not text:
+                raise MalformedError(f"observation.{name}: must be a non-empty string")
+        if not isinstance(self.mesa, str) or not _ID.match(self.mesa):
+            raise MalformedError("observation.mesa: must match [0-9A-Za-z._-]{1,64}")
+        if self.format not in OBSERVATION_FORMATS:
+            raise MalformedError(f"observation.format: {self.format!r} is not one of {', '.join(OBSERVATION_FORMATS)}")
+        if not isinstance(self.image, str) or not _HEX64.match(self.image):
+            raise MalformedError("observation.image: must be 64 lower-case hex digits (SHA-256)")
+        if len(self.payload) > MAX_PAYLOAD_CHARS:
+            raise MalformedError(f"observation.payload: longer than {MAX_PAYLOAD_CHARS} characters")
+
+    def body(self) -> dict[str, Any]:
+        """The signed fields."""
+        return {
+            "election": self.election,
+            "format": self.format,
+            "image": self.image,
+            "mesa": self.mesa,
+            "payload": self.payload,
+            "type": "observation",
+            "v": VERSION,
+            "witness": self.witness,
+        }
+
+
+Entry = ElectionEntry | EnrollEntry | ActaEntry | ObservationEntry
 CONTEXTS: dict[type, str] = {
     ElectionEntry: CONTEXT_ELECTION,
     EnrollEntry: CONTEXT_ENROLL,
     ActaEntry: CONTEXT_ACTA,
+    ObservationEntry: CONTEXT_OBSERVATION,
 }
 
 
@@ -114,6 +161,14 @@ def acta_entry(acta: Acta, device: Signer) -> bytes:
     if acta.device != str(device.verifier):
         raise KeyFormatError("acta.device names a different key from the one signing it")
     return _signed(acta.to_value(), CONTEXT_ACTA, device)
+
+
+def observation_entry(
+    election: str, mesa: str, payload_format: str, image_sha256: str, payload: str, witness: Signer
+) -> bytes:
+    """Canonical bytes of a witness observation signed by the witness key."""
+    body = ObservationEntry(election, mesa, payload_format, image_sha256, payload, str(witness.verifier), b"").body()
+    return _signed(body, CONTEXT_OBSERVATION, witness)
 
 
 def _fields(value: dict[str, Any], want: frozenset[str], kind: str) -> None:
@@ -176,6 +231,22 @@ def _parse_acta(value: dict[str, Any], signature: bytes) -> ActaEntry:
     return ActaEntry(acta, signature)
 
 
+def _parse_observation(value: dict[str, Any], signature: bytes) -> ObservationEntry:
+    _fields(value, _OBSERVATION_KEYS, "observation")
+    witness = _string(value, "witness", "observation")
+    Verifier.parse(witness)
+    return ObservationEntry(
+        election=value["election"],
+        mesa=value["mesa"],
+        format=value["format"],
+        image=value["image"],
+        payload=value["payload"],
+        witness=witness,
+        signature=signature,
+    )
+
+
+_OBSERVATION_KEYS = frozenset({"election", "format", "image", "mesa", "payload", "type", "v", "witness"})
 _ELECTION_KEYS = frozenset({"digest", "origin", "type", "v"})
 _ENROLL_KEYS = frozenset({"device", "election", "mesas", "type", "v"})
 _ACTA_KEYS = frozenset(
@@ -197,6 +268,7 @@ _PARSERS: dict[str, Callable[[dict[str, Any], bytes], Entry]] = {
     "election": _parse_election,
     "enroll": _parse_enroll,
     "acta": _parse_acta,
+    "observation": _parse_observation,
 }
 KNOWN_TYPES = tuple(_PARSERS)
 
@@ -238,11 +310,16 @@ def parse_entry(data: bytes) -> ParsedEntry:
 
 
 def signature_valid(parsed: ParsedEntry, authority: Verifier) -> bool:
-    """Whether the entry's signature verifies: device key for actas, the authority for the rest."""
+    """Whether the entry's signature verifies: device key for actas, witness key for observations, else authority."""
     entry = parsed.entry
     if isinstance(entry, ActaEntry):
         try:
             signer = entry.acta.device_verifier()
+        except KeyFormatError:
+            return False
+    elif isinstance(entry, ObservationEntry):
+        try:
+            signer = Verifier.parse(entry.witness)
         except KeyFormatError:
             return False
     else:

@@ -15,7 +15,7 @@ STEPS: tuple[tuple[int, str, str], ...] = (
     (4, "entries", "every entry canonical and of a known type"),
     (5, "election-entry", "entry 0 binds the election definition's digest"),
     (6, "enrollments", "every enrollment signed by the authority for known mesas"),
-    (7, "actas", "every acta signed by a key enrolled for its mesa and passing the rules"),
+    (7, "actas", "every acta signed by a key enrolled for its mesa and passing the rules; every observation readable"),
     (8, "conflicts", "mesas with more than one different acta listed"),
     (9, "results", "totals recomputed from the log equal the published results files"),
 )

@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from actas.core.acta import check_rules, errors_of
 from actas.core.election import Election
-from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, parse_entry, signature_valid
+from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, ObservationEntry, parse_entry, signature_valid
+from actas.core.observation import observed_copy
 from actas.core.keys import Verifier
 from actas.core.merkle import leaf_hash
 from actas.errors import ActasError, DefinitionError, MalformedError, RuleError, SignatureError
@@ -38,7 +39,7 @@ def check_one(data: bytes, election: Election, authority: Verifier) -> Checked:
         entry = parsed.entry
         entry_hash = leaf_hash(data)
         if not signature_valid(parsed, authority):
-            who = "device" if isinstance(entry, ActaEntry) else "authority"
+            who = {ActaEntry: "device", ObservationEntry: "witness"}.get(type(entry), "authority")
             raise SignatureError(f"{type(entry).__name__}: the {who} signature does not verify")
         if isinstance(entry, ActaEntry):
             findings = check_rules(entry.acta, election)
@@ -56,6 +57,9 @@ def check_one(data: bytes, election: Election, authority: Verifier) -> Checked:
             if unknown:
                 raise DefinitionError(f"enroll.mesas: unknown mesa {unknown[0]!r}")
             return Checked(NewEntry(data, entry_hash, "enroll", device=entry.device, mesas=entry.mesas), None)
+        if isinstance(entry, ObservationEntry):
+            observed_copy(entry, election)
+            return Checked(NewEntry(data, entry_hash, "observation"), None)
         assert isinstance(entry, ElectionEntry)
         if entry.origin != election.origin or entry.digest != election.digest:
             raise MalformedError("election entry: origin or digest differs from this log's election definition")

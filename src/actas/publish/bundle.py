@@ -7,6 +7,7 @@ Layout (docs/formats.md §6)::
     log/checkpoint                 the signed checkpoint the bundle is bound to, with the witnesses' cosignatures
     log/tile/…                     every hash tile and entry bundle of that checkpoint's tree
     results/<contest>/national.json, results/<contest>/<level>.json   totals bound to that checkpoint
+    images/<sha256>.<ext>          the witness images the log's observations name, by the SHA-256 of their bytes
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from pathlib import Path
 from actas.core.note import add_signatures
 from actas.core.tiles import tile_path, tiles_for_size
 from actas.errors import StorageError
-from actas.publish.results import Results, compute_results
+from actas.publish.results import Results, compute_results, observed_images
+from actas.storage.blobs import FileBlobStore
 from actas.storage.files import write_chunks, write_durable
 from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
@@ -55,6 +57,13 @@ def publish_bundle(data: DataDir, out: Path) -> PublishSummary:
         target = out / "log" / tile_path(coord)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(source, target)
+        written.append(target)
+    for digest in observed_images(data.log, checkpoint.size):
+        source = FileBlobStore(data.images).path(digest)  # NotFoundError: an observation without its image
+        target = out / "images" / source.name
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
         written.append(target)
     for relative, chunks in results.iter_files():
         write_chunks(out / relative, chunks)

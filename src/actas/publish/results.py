@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from actas.core.election import Election
+from actas.core.entries import ObservationEntry, parse_entry
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
 from actas.core.tally import Binding, ConflictRecord, ResultsFile, Tally, iter_results_files, tally_entries
@@ -50,6 +51,17 @@ def _entries(log_dir: Path, size: int) -> Iterator[bytes]:
                 yield from decode_bundle(path.read_bytes(), coord.width)
             except FileNotFoundError:
                 raise StorageError(f"{path}: missing; run `actas log rebuild` first") from None
+
+
+def observed_images(log_dir: Path, size: int) -> list[str]:
+    """The SHA-256 of every image named by an observation the checkpoint commits to, in log order, once each."""
+    seen: dict[str, None] = {}
+    for data in _entries(log_dir, size):
+        if b'"type":"observation"' in data:  # skip parsing the (many) actas
+            entry = parse_entry(data).entry
+            if isinstance(entry, ObservationEntry):
+                seen.setdefault(entry.image)
+    return list(seen)
 
 
 def compute_results(data: DataDir) -> Results:

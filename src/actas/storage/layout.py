@@ -41,3 +41,8 @@ class DataDir:
     def checkpoint(self) -> Path:
         """The latest signed checkpoint."""
         return self.log / "checkpoint"
+
+    @property
+    def images(self) -> Path:
+        """Witness images, content-addressed (publishable as is)."""
+        return self.root / "images"
