@@ -1,0 +1,1 @@
+"""Audits of a log: cross-checks against witness copies, forensics, risk-limiting audits of the paper."""
