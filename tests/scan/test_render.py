@@ -370,3 +370,12 @@ def test_writes_png_files_of_both_layouts(tmp_path: Path, simulated: tuple[Elect
 
 _SMALL = small_election()
 _SMALL_ENTRY = signed_acta(_SMALL, 0)
+
+
+def test_latin_letters_print_with_their_accents_and_other_scripts_degrade() -> None:
+    from actas.scan.render import _printable
+
+    assert (
+        _printable("República Bolivariana, Eleição, Łódź, São Tomé") == "República Bolivariana, Eleição, Łódź, São Tomé"
+    )
+    assert _printable("東京 Ǆ") == "?? DZ"  # outside the shipped Latin subset: base letters, else "?"

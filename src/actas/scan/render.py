@@ -29,11 +29,13 @@ Layouts
     ``TooLargeError`` (the strip takes any length). ``strip``: 72 mm wide, the printable width of an 80 mm
     thermal roll (575 px at 203 dpi), as long as needed: header, tickets, totals, signature lines, QR code.
 
-Output is grayscale (mode ``L``) and deterministic: equal input gives equal pixels and bytes. Text is set in the
-font bundled with Pillow (Aileron, via ``ImageFont.load_default``), which covers ASCII and a few punctuation
-marks only: any other character is printed as its base letters without accents (``República`` as ``Republica``)
-or, failing that, as ``?``. The PDF has one page per acta, each page one Flate-compressed 8-bit grayscale image at
-300 dpi filling a MediaBox of the page's size; it is written here object by object, with no date or id in it.
+Output is grayscale (mode ``L``) and deterministic: equal input gives equal pixels and bytes. Text is set in
+DejaVu Sans, shipped with the package (``scan/fonts``, Bitstream Vera licence) subset to the Latin letters of
+Spanish, Portuguese and the other Latin-script languages (U+0020–U+017F): ``República``, ``Eleição``. Any other
+character is printed as its base letters without accents or, failing that, as ``?``.
+
+The PDF has one page per acta, each page one Flate-compressed 8-bit grayscale image at 300 dpi filling a MediaBox
+of the page's size; it is written here object by object, with no date or id in it.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 from types import MappingProxyType
 from typing import Literal
 
@@ -148,9 +151,12 @@ def _sheet(entry: bytes, election: Election) -> _Sheet:
     return _Sheet(acta, contest, election.title, election.origin, areas, qr_code(entry), fingerprint)
 
 
+_FONT = Path(__file__).parent / "fonts" / "DejaVuSans-Latin.ttf"
+
+
 @cache
 def _font(size: int) -> _Font:
-    return ImageFont.load_default(size=size)
+    return ImageFont.truetype(str(_FONT), size=size)
 
 
 # Letters and dashes that Unicode does not decompose into ASCII, spelt the way a typist would.
@@ -163,7 +169,7 @@ _SPELLED = MappingProxyType(
 
 @cache
 def _covered(char: str) -> bool:
-    """Whether the bundled font has a glyph for a character (its mask differs from the missing-glyph box)."""
+    """Whether the shipped font has a glyph for a character (its mask differs from the missing-glyph box)."""
     font = _font(24)
     mask, missing = font.getmask(char), font.getmask("\U0010fffd")
     return mask.size != missing.size or bytes(mask) != bytes(missing)
@@ -235,7 +241,7 @@ class _Pen:
         lead = self.lead(style)
         if self.draw is not None:
             font = _font(self.sizes[style])
-            stroke = max(1, self.sizes[style] // 36) if bold else 0  # the bundled font has no bold face
+            stroke = max(1, self.sizes[style] // 36) if bold else 0  # one face shipped: bold is a stroke
             for i, line in enumerate(lines):
                 room = width - font.getlength(line)
                 shift = {"left": 0.0, "right": room, "center": room / 2}[align]
