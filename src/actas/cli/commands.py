@@ -296,5 +296,24 @@ def rebuild(data_dir: Path) -> None:
     out.print(f"rebuilt tiles and checkpoint for {size:,} entries")
 
 
+@log.command()
+@click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
+@click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("-j", "--jobs", type=click.IntRange(min=0), default=0, help="Verification processes (0: this one).")
+def append(data_dir: Path, files: tuple[Path, ...], jobs: int) -> None:
+    """Append signed entries (one per line, as `actas simulate --actas-to` writes them) to the log."""
+    from actas.log.open import append_entries
+
+    entries = [line for path in files for line in path.read_bytes().split(b"\n") if line]
+    with progress_bar() as update:
+        counts, refused = append_entries(DataDir(data_dir), entries, jobs, lambda d, t: update("append", d, t))
+    summary = ", ".join(f"{counts[s]:,} {s}" for s in ("appended", "duplicate", "conflict", "rejected"))
+    out.print(f"{len(entries):,} entries: {summary}")
+    for position, result in refused[:50]:
+        console.print(f"[yellow]rejected[/yellow] line {position + 1}: {result.error}")
+    if refused:
+        sys.exit(EXIT_FAILED)
+
+
 ALL: list[click.Command] = [demo, verify, tally, proof, verify_proof, publish, simulate, log]
 __all__ = ["ALL", "ActasError"]

@@ -1,14 +1,21 @@
-"""Open the sequencer of an existing data directory, or rebuild its tiled log."""
+"""Open the sequencer of an existing data directory, append to it, or rebuild its tiled log."""
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+
 from actas.core.election import Election
 from actas.core.keys import Signer
-from actas.errors import StorageError
+from actas.errors import StorageError, UnavailableError
 from actas.log.tiled import TiledLog
-from actas.log.writer import LogWriter
+from actas.log.writer import AppendResult, LogWriter
+from actas.storage.filelock import FileLock
 from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
+
+BATCH = 4096
 
 
 def _authority(data: DataDir) -> Signer:
@@ -32,3 +39,39 @@ def rebuild_log(data: DataDir) -> int:
         return TiledLog.for_rebuild(store, data.log, _authority(data)).rebuild()
     finally:
         store.close()
+
+
+@contextmanager
+def sequencing(data: DataDir, workers: int = 0) -> Iterator[LogWriter]:
+    """The data directory's writer, holding its sequencer lock; refused while a service sequences it."""
+    lock = FileLock(data.root / "sequencer.lock")
+    if not lock.try_acquire():
+        raise UnavailableError(f"{data.root}: a service is sequencing this data directory; submit to it over HTTP")
+    try:
+        writer = open_writer(data, workers)
+        try:
+            yield writer
+        finally:
+            writer.close()
+    finally:
+        lock.release()
+
+
+def append_entries(
+    data: DataDir,
+    entries: Sequence[bytes],
+    workers: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[Counter[str], list[tuple[int, AppendResult]]]:
+    """Append signed entries to a data directory's log; counts per status and the (position, result) refused."""
+    counts: Counter[str] = Counter()
+    refused: list[tuple[int, AppendResult]] = []
+    with sequencing(data, workers) as writer:
+        for start in range(0, len(entries), BATCH):
+            for offset, result in enumerate(writer.append(entries[start : start + BATCH])):
+                counts[result.status] += 1
+                if result.status == "rejected":
+                    refused.append((start + offset, result))
+            if progress is not None:
+                progress(min(start + BATCH, len(entries)), len(entries))
+    return counts, refused

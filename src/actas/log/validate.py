@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from actas.core.acta import check_rules, errors_of
 from actas.core.election import Election
 from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, ObservationEntry, parse_entry, signature_valid
-from actas.core.observation import observed_copy
 from actas.core.keys import Verifier
 from actas.core.merkle import leaf_hash
+from actas.core.observation import observed_copy
 from actas.errors import ActasError, DefinitionError, MalformedError, RuleError, SignatureError
 from actas.storage.base import NewEntry
 

@@ -18,8 +18,9 @@ from actas.log.writer import LogWriter
 from actas.service.ingest import Ingest, init_ingest_worker
 from actas.service.live import LiveLog
 from actas.service.ratelimit import Limit, RateLimiter
-from actas.service.sequencer import Fault, FileLock, Lock, Sequencer
+from actas.service.sequencer import Fault, Lock, Sequencer
 from actas.storage.base import SubmissionStore
+from actas.storage.filelock import FileLock
 from actas.storage.layout import DataDir
 from actas.storage.postgres import PostgresLogStore, SequencerLock
 from actas.storage.sqlite import SqliteLogStore
@@ -28,6 +29,7 @@ log = logging.getLogger("actas.service")
 MAX_ACTA_BODY = 64 * 1024  # an entry is below 64 KiB; a QR payload or JSON with whitespace is near it
 MAX_BATCH_BODY = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
+MAX_OBSERVATION_BODY = 25 * 1024 * 1024  # a phone photo or a scanned PDF page, with room to spare
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class ServiceConfig:
     max_acta_body: int = MAX_ACTA_BODY
     max_batch_body: int = MAX_BATCH_BODY
     max_batch_lines: int = MAX_BATCH_LINES
+    max_observation_body: int = MAX_OBSERVATION_BODY
     fault: Fault | None = None  # tests only: see Sequencer
 
 

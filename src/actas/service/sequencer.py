@@ -10,12 +10,9 @@ makes the next holder see duplicates.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import logging
-import os
 import threading
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
 from actas.errors import ActasError
@@ -44,40 +41,6 @@ class Lock(Protocol):
     def release(self) -> None:
         """Stop being the sequencer."""
         ...
-
-
-class FileLock:
-    """The lock of a log whose store is a SQLite file: an exclusive flock on a file beside it.
-
-    Every service process on the data directory tries it; the kernel releases it when the holder dies, however.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._fd: int | None = None
-
-    def try_acquire(self) -> bool:
-        """Take the lock if no other process holds it."""
-        if self._fd is not None:
-            return True
-        fd = os.open(self._path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            return False
-        self._fd = fd
-        return True
-
-    def held(self) -> bool:
-        """Held until released (a flock cannot be taken away from a live process)."""
-        return self._fd is not None
-
-    def release(self) -> None:
-        """Give the lock up."""
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
 
 
 Fault = Callable[[Sequence[Pending]], Sequence[Pending]]
