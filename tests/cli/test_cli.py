@@ -111,6 +111,11 @@ def test_every_command_is_reachable() -> None:
         "simulate",
         "log",
         "log rebuild",
+        "log append",
+        "render",
+        "scan",
+        "observe",
+        "crosscheck",
     }
     assert expected <= names
 

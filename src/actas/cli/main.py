@@ -10,7 +10,15 @@ import sys
 
 import click
 
-from actas.cli import commands, service_commands, station_commands, witness_commands
+from actas.cli import (
+    commands,
+    crosscheck_commands,
+    observe_commands,
+    scan_commands,
+    service_commands,
+    station_commands,
+    witness_commands,
+)
 from actas.cli.output import console
 from actas.errors import ActasError
 
@@ -43,5 +51,13 @@ def cli() -> None:
     """actas: election results with their tally sheets, in a public, verifiable log."""
 
 
-for command in [*commands.ALL, *service_commands.COMMANDS, *station_commands.COMMANDS, *witness_commands.COMMANDS]:
+for command in [
+    *commands.ALL,
+    *crosscheck_commands.COMMANDS,
+    *observe_commands.COMMANDS,
+    *scan_commands.COMMANDS,
+    *service_commands.COMMANDS,
+    *station_commands.COMMANDS,
+    *witness_commands.COMMANDS,
+]:
     cli.add_command(command)

@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from http import HTTPStatus
 from typing import Any
 
@@ -20,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.formparsers import MultiPartException, MultiPartParser
 
 from actas.core import merkle
 from actas.core.b64 import b64encode
@@ -29,9 +30,11 @@ from actas.core.tiles import perfect_hash_from_tiles
 from actas.errors import ActasError, EnrollmentError, MalformedError, NotFoundError, TooLargeError
 from actas.log.proofs import TileCache
 from actas.service.ingest import Accepted, Outcome
+from actas.service.observations import check_upload
 from actas.service.problems import MEDIA_TYPE, PROBLEM_RESPONSE, problem
 from actas.service.read_routes import add_read_routes
 from actas.service.runtime import Runtime
+from actas.storage.blobs import FileBlobStore
 
 log = logging.getLogger("actas.service")
 _SINGLE_BODY = {
@@ -44,6 +47,21 @@ _SINGLE_BODY = {
 _BATCH_BODY = {
     "required": True,
     "content": {"application/x-ndjson": {"schema": {"type": "string", "description": "one acta entry per line"}}},
+}
+_OBSERVATION_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "required": ["entry", "image"],
+                "properties": {
+                    "entry": {"type": "string", "description": "the observation entry signed by the witness"},
+                    "image": {"type": "string", "format": "binary", "description": "the JPEG, PNG, TIFF, HEIC or PDF"},
+                },
+            }
+        }
+    },
 }
 _ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": description, **PROBLEM_RESPONSE}
@@ -283,5 +301,44 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         if not accepted:
             raise EnrollmentError("no cosignature from a witness this log is configured to accept")
         return {"accepted": accepted, "size": cp.size, "root": b64encode(cp.root_hash)}
+
+    @app.post(
+        "/v1/observations",
+        summary="A witness's copy of a printed acta: the signed observation entry and the image it was read from",
+        openapi_extra={"requestBody": _OBSERVATION_BODY},
+        responses={200: {"description": "already received: the same receipt"}, **_ERRORS},
+        status_code=201,
+    )
+    async def submit_observation(request: Request) -> Response:
+        runtime.address_limiter.check(_client(request))
+        body = await read_body(request, runtime.config.max_observation_body)
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "multipart/form-data":
+            raise MalformedError(f"content-type {media!r}: send multipart/form-data with parts entry and image")
+
+        async def whole() -> AsyncGenerator[bytes, None]:
+            yield body
+
+        try:
+            form = await MultiPartParser(request.headers, whole(), max_files=1, max_fields=1).parse()
+        except MultiPartException as exc:
+            raise MalformedError(f"multipart body: {exc.message}") from None
+        try:
+            entry, image = form.get("entry"), form.get("image")
+            if not isinstance(entry, str) or isinstance(image, str) or image is None:
+                raise MalformedError("multipart body: needs a text part 'entry' and a file part 'image'")
+            image_bytes = await image.read()
+        finally:
+            await form.close()  # the parser spools file parts to temporary files
+        witnesses = frozenset(str(w) for w in runtime.config.witnesses)
+        checked = await run_in_threadpool(
+            check_upload, entry.encode(), image_bytes, runtime.election, runtime.verifier, witnesses
+        )
+        if checked.entry is not None:
+            await run_in_threadpool(FileBlobStore(runtime.data.images).put, image_bytes)  # durable before the entry
+        outcome = (await asyncio.wrap_future(runtime.ingest.store([checked])))[0]
+        if isinstance(outcome, ActasError):
+            raise outcome
+        return JSONResponse(_accepted_value(outcome), status_code=201 if outcome.status == "accepted" else 200)
 
     return app
