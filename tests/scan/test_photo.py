@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from actas.errors import MalformedError
-from actas.scan import photo
+from actas.scan.camera import _module_size
+from actas.scan.damage import _damage
 from actas.scan.photo import LEVELS, Capture, Level, capture, corpus
 
 BASE45 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ $%*+-./:"
@@ -182,9 +183,9 @@ def test_qr_is_located_on_the_clean_page_when_no_box_is_given(page: Page) -> Non
 
 def test_module_size_is_measured_from_the_finder_pattern(page: Page) -> None:
     x, y, w, h = page.box
-    assert photo._module_size(page.image, page.box) == pytest.approx(MODULE, abs=0.3)
-    assert photo._module_size(page.image, (x - 3, y - 3, w + 6, h + 6)) == pytest.approx(MODULE, abs=0.5)
-    assert photo._module_size(page.image, (40, 40, 200, 200)) is None  # blank paper: no finder pattern
+    assert _module_size(page.image, page.box) == pytest.approx(MODULE, abs=0.3)
+    assert _module_size(page.image, (x - 3, y - 3, w + 6, h + 6)) == pytest.approx(MODULE, abs=0.5)
+    assert _module_size(page.image, (40, 40, 200, 200)) is None  # blank paper: no finder pattern
 
 
 # --- physical damage -------------------------------------------------------------------------------------------------
@@ -205,7 +206,7 @@ def test_hard_damage_stays_within_budget_and_off_the_finder_patterns(page: Page)
     x, y, w, h = page.box
     crossing, stamped = 0, 0
     for seed in range(40):
-        damage = photo._damage(page.image, page.box, np.random.default_rng(seed))
+        damage = _damage(page.image, page.box, np.random.default_rng(seed))
         fraction = float(damage.mask[y : y + h, x : x + w].mean())
         assert fraction <= 0.10, f"seed {seed}: {fraction:.3f} of the QR damaged"
         for rows, cols in finder_areas(page):
@@ -221,7 +222,7 @@ def test_hard_damage_stays_within_budget_and_off_the_finder_patterns(page: Page)
 
 def test_fold_marks_the_page_where_the_mask_says(page: Page) -> None:
     for seed in range(12):
-        damage = photo._damage(page.image, page.box, np.random.default_rng(seed))
+        damage = _damage(page.image, page.box, np.random.default_rng(seed))
         if damage.params.get("fold") == "crossing":
             changed = damage.page != page.image
             assert changed[damage.mask].mean() > 0.3  # the crease band darkens or brightens the paper
@@ -230,7 +231,7 @@ def test_fold_marks_the_page_where_the_mask_says(page: Page) -> None:
 
 
 def test_damage_without_a_known_qr_is_untargeted(page: Page) -> None:
-    damage = photo._damage(page.image, None, np.random.default_rng(5))
+    damage = _damage(page.image, None, np.random.default_rng(5))
     assert damage.params["damage_targeted"] == 0
     assert "damage_fraction" not in damage.params
 

@@ -24,9 +24,9 @@ A wrong read is never ok: QR Reed–Solomon, the strict payload parsers and (for
 signature stand between a damaged photo and an ``ok``. The signature is checked under the key the acta names;
 whether that key was enrolled for the mesa is a question for the log, not answered here.
 
-Several QR codes of one image: the parts of a Brazilian boletim (``QRBU``) are assembled when all of them are
-in the image; otherwise the best read wins (ok, then bad-signature, wrong-election, unknown-mesa,
-bad-payload), and two different ok payloads in one image are refused as ``bad-payload`` (one acta per photo).
+How the QR texts of one page become a status (``no-qr`` to ``ok``), including several QR codes in one image,
+is decided in :mod:`actas.scan.verdict`; this module reads the sources, runs the pool, and marks duplicates and
+conflicts across the batch.
 
 With ``jobs`` > 1 the workers are started with ``forkserver`` (``spawn`` where there is none), never ``fork``:
 a script calling :func:`scan` must guard its entry point with ``if __name__ == "__main__":``, as multiprocessing
@@ -45,90 +45,20 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Generator, Iterator, Sequence
 from contextlib import closing
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Any
 
 from actas.core.election import Election
-from actas.core.entries import ActaEntry, parse_entry
-from actas.core.payloads import PaperCopy, identify, read_copy
-from actas.core.qr_cne import parse_cne
-from actas.core.qr_qrbu import assemble, parse_part
 from actas.errors import ActasError, MalformedError
 from actas.scan.images import Source, SourceProblem, iter_sources, load_pages
 from actas.scan.qr_read import QrRead, read_qr
+from actas.scan.verdict import STATUSES, Acceptor, Judge, ScannedCopy, Status, Verdict
 
-Status = Literal[
-    "ok",
-    "duplicate-image",
-    "duplicate-payload",
-    "no-qr",
-    "bad-payload",
-    "bad-signature",
-    "unknown-mesa",
-    "wrong-election",
-    "error",
-]
-STATUSES: tuple[Status, ...] = get_args(Status)
-# Which read of an image wins when it holds several QR codes: the lower, the better.
-_RANK = {"ok": 0, "bad-signature": 1, "wrong-election": 2, "unknown-mesa": 3, "bad-payload": 4}
+__all__ = ["STATUSES", "Progress", "ScanRecord", "ScanReport", "ScanSummary", "ScannedCopy", "Status", "scan"]
+
 _CHUNK = 2  # sources per worker task: images are large, so small chunks keep memory and latency low
 Progress = Callable[[int, int | None], None]
-
-
-@dataclass(frozen=True, slots=True)
-class ScannedCopy:
-    """The counts a paper copy states, whatever its format; None where the format does not carry them.
-
-    ``entry`` is the exact signed entry of an ``actas1`` copy (not in the JSON: the payload carries it).
-    """
-
-    mesa: str
-    contest: str | None
-    tickets: tuple[int, ...]
-    options: tuple[int, ...]
-    null: int | None
-    blank: int | None
-    registered: int | None
-    device: str | None
-    entry: bytes | None = None
-
-    @classmethod
-    def of(cls, copy: PaperCopy) -> ScannedCopy:
-        """The counts of a decoded paper copy."""
-        return cls(
-            copy.mesa,
-            copy.contest,
-            tuple(copy.tickets),
-            tuple(copy.options),
-            copy.null,
-            copy.blank,
-            copy.registered,
-            copy.device,
-            copy.entry,
-        )
-
-    def agrees_with(self, other: ScannedCopy) -> bool:
-        """Same counts, comparing only what both copies carry."""
-        pairs = ((self.null, other.null), (self.blank, other.blank), (self.registered, other.registered))
-        return (
-            self.tickets == other.tickets
-            and self.options == other.options
-            and all(a is None or b is None or a == b for a, b in pairs)
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-able dict, keys sorted."""
-        return {
-            "blank": self.blank,
-            "contest": self.contest,
-            "device": self.device,
-            "mesa": self.mesa,
-            "null": self.null,
-            "options": list(self.options),
-            "registered": self.registered,
-            "tickets": list(self.tickets),
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -236,44 +166,11 @@ class _Task:
     duplicate_of: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class _Outcome:
-    """The verdict on the QR texts of one page."""
-
-    status: Status
-    reason: str | None = None
-    payload: str | None = None
-    format: str | None = None
-    copy: ScannedCopy | None = None
-    signature: str | None = None
-
-
-@dataclass(slots=True)
-class _Acceptor:
-    """The ladder's accept test: a text that parses as a known payload; the others are kept with the reason."""
-
-    rejected: list[tuple[str, str]] = field(default_factory=list)
-
-    def __call__(self, text: str) -> bool:
-        try:
-            kind = identify(text)
-            if kind == "qrbu":
-                parse_part(text)
-            elif kind == "cne2024":
-                parse_cne(text)
-            else:
-                read_copy(text, None)
-        except ActasError as exc:
-            self.rejected.append((text, str(exc)))
-            return False
-        return True
-
-
 class _Decoder:
-    """Loads, reads and judges sources against one election definition (or none)."""
+    """Loads and reads sources; the QR texts of each page are judged against one election definition (or none)."""
 
     def __init__(self, election: Election | None) -> None:
-        self.election = election
+        self.judge = Judge(election)
 
     def process(self, task: _Task) -> list[ScanRecord]:
         """The records of one source, one per page."""
@@ -291,13 +188,13 @@ class _Decoder:
         records = []
         for number, page in enumerate(pages, 1):
             begun = time.perf_counter()
-            accept = _Acceptor()
+            accept = Acceptor()
             try:
                 read = read_qr(page, accept)
             except ActasError as exc:  # a page the reader cannot take (not 2-D, empty): a per-image error
-                read, outcome = QrRead((), "none", 0), _Outcome("error", str(exc))
+                read, outcome = QrRead((), "none", 0), Verdict("error", str(exc))
             else:
-                outcome = self.judge(read.texts, accept.rejected)
+                outcome = self.judge.judge(read.texts, accept.rejected)
             records.append(
                 ScanRecord(
                     task.name if number == 1 else f"{task.name}#page={number}",
@@ -315,93 +212,6 @@ class _Decoder:
                 )
             )
         return records
-
-    def judge(self, texts: Sequence[str], rejected: Sequence[tuple[str, str]]) -> _Outcome:
-        """The best verdict over the accepted texts of a page; a rejected text only when none was accepted."""
-        if not texts:
-            if rejected:
-                text, reason = rejected[0]
-                return _Outcome("bad-payload", reason, text, _format_of(text))
-            return _Outcome("no-qr", "no QR code found")
-        parts = [t for t in texts if _format_of(t) == "qrbu"]
-        outcomes = [self.judge_text(t) for t in texts if t not in parts]
-        if parts:
-            outcomes.append(self.judge_boletim(parts))
-        good = {o.payload for o in outcomes if o.status == "ok"}
-        if len(good) > 1:
-            reason = f"{len(good)} different acta QR codes in one image; photograph one acta at a time"
-            return _Outcome("bad-payload", reason, "\n".join(sorted(p for p in good if p is not None)))
-        return min(outcomes, key=lambda o: _RANK[o.status])
-
-    def judge_text(self, text: str) -> _Outcome:
-        """The verdict on one actas1 or CNE 2024 text."""
-        kind = _format_of(text)
-        try:
-            if kind == "cne2024" and self.election is not None:
-                mesa = parse_cne(text).mesa_id
-                if self.election.mesa_index(mesa) is None:
-                    return _Outcome("unknown-mesa", f"mesa {mesa!r} is not in the definition", text, kind)
-            copy = read_copy(text, self.election)
-        except ActasError as exc:
-            return _Outcome("bad-payload", str(exc), text, kind)
-        scanned = ScannedCopy.of(copy)
-        if copy.signature == "invalid":
-            reason = "the device signature does not verify"
-            return _Outcome("bad-signature", reason, text, kind, scanned, copy.signature)
-        problem = self._definition_problem(copy)
-        if problem is not None:
-            return _Outcome(problem[0], problem[1], text, kind, scanned, copy.signature)
-        return _Outcome("ok", None, text, kind, scanned, copy.signature)
-
-    def _definition_problem(self, copy: PaperCopy) -> tuple[Status, str] | None:
-        """Why a well-signed copy does not belong to the definition's election, if it does not."""
-        election = self.election
-        if election is None:
-            return None
-        if copy.entry is not None:
-            entry = parse_entry(copy.entry).entry
-            if isinstance(entry, ActaEntry) and entry.acta.election != election.origin:
-                return "wrong-election", f"acta of election {entry.acta.election!r}, not {election.origin!r}"
-        if election.mesa_index(copy.mesa) is None:
-            return "unknown-mesa", f"mesa {copy.mesa!r} is not in the definition"
-        contest = election.contest(copy.contest)
-        if contest is None:
-            return "bad-payload", f"contest {copy.contest!r} is not in the definition"
-        if len(copy.tickets) != len(contest.tickets) or len(copy.options) != len(contest.options):
-            counts = f"{len(copy.tickets)} tickets and {len(copy.options)} options"
-            want = f"{len(contest.tickets)} and {len(contest.options)}"
-            return "bad-payload", f"contest {contest.id!r} has {want}; the copy has {counts}"
-        return None
-
-    def judge_boletim(self, texts: Sequence[str]) -> _Outcome:
-        """The verdict on the QRBU parts of one image: all parts of one boletim, assembled."""
-        try:
-            pairs = sorted(((parse_part(t), t) for t in texts), key=lambda pair: pair[0].index)
-        except ActasError as exc:
-            return _Outcome("bad-payload", str(exc), "\n".join(texts), "qrbu")
-        payload = "\n".join(text for _, text in pairs)  # in part order, so the same boletim has one payload
-        total = pairs[0][0].count
-        found = sorted({part.index for part, _ in pairs})
-        if found != list(range(1, total + 1)):
-            numbers = ", ".join(str(i) for i in found)
-            return _Outcome("bad-payload", f"incomplete boletim: parts {numbers} of {total} found", payload, "qrbu")
-        try:
-            boletim = assemble(part for part, _ in pairs)
-        except ActasError as exc:
-            return _Outcome("bad-payload", str(exc), payload, "qrbu")
-        mesa = boletim.mesa_id
-        if self.election is not None and self.election.mesa_index(mesa) is None:
-            return _Outcome("unknown-mesa", f"mesa {mesa!r} is not in the definition", payload, "qrbu")
-        copy = ScannedCopy(mesa, None, (), (), None, None, boletim.apt, None)
-        note = "hash chain verified; the ASSI signature is not checked (it needs the TSE's key)"
-        return _Outcome("ok", note, payload, "qrbu", copy, "unsigned")
-
-
-def _format_of(text: str) -> str | None:
-    try:
-        return identify(text)
-    except ActasError:
-        return None
 
 
 _WORKER: _Decoder | None = None
