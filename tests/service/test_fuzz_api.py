@@ -45,6 +45,7 @@ FUZZED: dict[tuple[str, str], tuple[GenerationMode, ...]] = {
     ("GET", "/healthz"): (POSITIVE,),
     ("POST", "/v1/actas"): (POSITIVE, NEGATIVE),
     ("POST", "/v1/actas:batch"): (POSITIVE, NEGATIVE),
+    ("POST", "/v1/observations"): (POSITIVE, NEGATIVE),
     ("GET", "/log/checkpoint"): (POSITIVE,),
     ("GET", "/log/tile/{path}"): (POSITIVE,),
     ("GET", "/election.json"): (POSITIVE,),
