@@ -40,9 +40,13 @@ test-slow: $(STAMP)
 chaos: $(STAMP)
 	$(BIN)/python -m tests.service.chaos --mesas 20000 --kills 12 --processes 3 --backend both --work chaos-out
 
+# The scanner benchmark measures pyzbar beside our reader when the system has libzbar0 (Debian: apt-get install
+# libzbar0); without it, it says so and measures the others. Its captures are kept in bench-scan/ between runs.
 bench: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/run.py --scale $(SCALE)
 	$(BIN)/python bench/service.py --mesas 30026
+	$(BIN)/python bench/scan.py --captures 2000 --work bench-scan
 
 clean:
-	rm -rf $(VENV) demo-out bench-out .mypy_cache .ruff_cache .pytest_cache .hypothesis
+	rm -rf $(VENV) demo-out bench-out bench-scan .mypy_cache .ruff_cache .pytest_cache .hypothesis
