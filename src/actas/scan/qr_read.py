@@ -22,8 +22,10 @@ earlier ones missed come last, cheapest first):
 ``upscaled``   1.5 × bicubic (pages up to 4000 px): modules under ~3 px, from low resolution or perspective
 ``sharpened``  unsharp mask (σ 2 px, amount 1.5): blur and defocus
 ``flattened``  divided by the paper's brightness (a closing at 1/4 scale): shadows and uneven light
-``regions``    each symbol an earlier attempt located but could not decode (at most 6), cropped with a margin,
-               enlarged to 900 px, and tried plain, sharpened, thresholded, flattened and equalised
+``regions``    each symbol an earlier attempt located but could not decode (at most 6), then the box around them
+               all (zxing often locates only the finder patterns of a damaged symbol, each as a small symbol of its
+               own), cropped with a margin, enlarged to 900 px, and tried plain, sharpened, thresholded, flattened,
+               equalised and normalised (divided by a Gaussian local mean of σ 1/32 of the crop: glare, dim light)
 ``adaptive``   adaptive Gaussian threshold, blocks of 25 and 51 px
 ``otsu``       Otsu's global threshold
 ``equalised``  CLAHE (clip 2, 8 × 8 tiles) against local contrast loss
@@ -60,6 +62,7 @@ UPSCALE = 1.5
 MAX_UPSCALED_SIDE = 6000
 REGION_SIDE = 900
 MAX_REGIONS = 6
+NORMALISE_FRACTION = 32.0
 _QR = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 
@@ -227,6 +230,14 @@ def _flatten(image: U8) -> U8:
     return np.asarray(cv2.divide(image, np.maximum(background, 1), scale=255), dtype=np.uint8)
 
 
+def _normalise(image: U8) -> U8:
+    """The image divided by its local mean (a Gaussian of σ 1/32 of its long side, some 4 modules on a region crop):
+    glare and dim light leave the code's dark and light modules far apart around a level mid-grey."""
+    sigma = max(2.0, max(image.shape) / NORMALISE_FRACTION)
+    mean = cv2.GaussianBlur(image.astype(np.float32), (0, 0), sigma)
+    return np.asarray(np.clip(image.astype(np.float32) / np.maximum(mean, 1.0) * 200.0, 0, 255), dtype=np.uint8)
+
+
 def _adaptive(image: U8, block: int) -> U8:
     thresholded = cv2.adaptiveThreshold(image, 255, cv2.ADAPTIVE_THRESH_GAUSSIAN_C, cv2.THRESH_BINARY, block, 5)
     return np.asarray(thresholded, dtype=np.uint8)
@@ -281,8 +292,20 @@ def _adaptive_step(page: _Page) -> Iterator[_Attempt]:
         yield _scaled(page.view(f"adaptive{block}", partial(_adaptive, page.work, block)), page.work_scale)
 
 
+def _region_quads(page: _Page) -> list[npt.NDArray[np.float64]]:
+    """The located symbols, then the box around them all: zxing often locates only the corner finder patterns of a
+    symbol it cannot decode, as separate small symbols, and their union is the whole symbol."""
+    quads = [quad for quad in page.regions[:MAX_REGIONS] if float(np.ptp(quad, axis=0).min()) >= MIN_SIDE / 3]
+    if len(quads) >= 2:
+        points = np.concatenate(quads)
+        low, high = points.min(axis=0), points.max(axis=0)
+        if float((high - low).max()) <= max(page.gray.shape) / 2:
+            quads.append(np.array([low, (high[0], low[1]), high, (low[0], high[1])], dtype=np.float64))
+    return quads
+
+
 def _regions(page: _Page) -> Iterator[_Attempt]:
-    for quad in page.regions[:MAX_REGIONS]:
+    for quad in _region_quads(page):
         low, high = quad.min(axis=0), quad.max(axis=0)
         margin = 0.25 * float((high - low).max()) + 8
         left, top = (max(0, int(v - margin)) for v in low)
@@ -294,6 +317,8 @@ def _regions(page: _Page) -> Iterator[_Attempt]:
         enlarged = _resize(crop, factor) if abs(factor - 1) > 0.05 else np.ascontiguousarray(crop)
         for variant in (enlarged, _sharpen(enlarged), _adaptive(enlarged, 51), _flatten(enlarged), _equalise(enlarged)):
             yield _scaled(variant, factor, (float(left), float(top)))
+        # Glare and low contrast: the crop divided by its local mean before enlarging (see _normalise)
+        yield _scaled(_resize(_normalise(crop), factor), factor, (float(left), float(top)))
 
 
 def _rotated(page: _Page) -> Iterator[_Attempt]:
