@@ -87,6 +87,7 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
     out.print("verify it yourself:")
     out.print(f"  {program_name()} verify {result.bundle} --key {result.authority}")
     out.print("serve it live (stations transmit, witnesses cosign): README.md, 'Run the results service'")
+    out.print("print, photograph and scan paper copies, cross-check them: README.md, 'Paper copies'")
     if not result.report.ok:
         sys.exit(EXIT_FAILED)
 
