@@ -13,6 +13,7 @@ import click
 from actas.cli import (
     commands,
     crosscheck_commands,
+    mirror_commands,
     observe_commands,
     scan_commands,
     service_commands,
@@ -54,6 +55,7 @@ def cli() -> None:
 for command in [
     *commands.ALL,
     *crosscheck_commands.COMMANDS,
+    *mirror_commands.COMMANDS,
     *observe_commands.COMMANDS,
     *scan_commands.COMMANDS,
     *service_commands.COMMANDS,

@@ -8,14 +8,18 @@ Layout (docs/formats.md §6)::
     log/tile/…                     every hash tile and entry bundle of that checkpoint's tree
     results/<contest>/national.json, results/<contest>/<level>.json   totals bound to that checkpoint
     images/<sha256>.<ext>          the witness images the log's observations name, by the SHA-256 of their bytes
+    MANIFEST, MANIFEST.note        every file's SHA-256, and the authority's signature over it (core/manifest.py)
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from actas.core.keys import Signer
+from actas.core.manifest import MANIFEST, MANIFEST_NOTE, manifest_bytes, sign_manifest
 from actas.core.note import add_signatures
 from actas.core.tiles import tile_path, tiles_for_size
 from actas.errors import StorageError
@@ -70,8 +74,28 @@ def publish_bundle(data: DataDir, out: Path) -> PublishSummary:
         written.append(out / relative)
     # The checkpoint goes last: a reader that sees it finds every file it commits to.
     put("log/checkpoint", _with_cosignatures(data, results))
+    _write_manifest(data, out, written, results)
     total = sum(p.stat().st_size for p in written)
     return PublishSummary(out, checkpoint.size, len(written), total, results)
+
+
+def _write_manifest(data: DataDir, out: Path, written: list[Path], results: Results) -> None:
+    """MANIFEST (every file's SHA-256) and MANIFEST.note (its hash, signed by the authority), written last."""
+    listed = []
+    for path in written:
+        hasher = hashlib.sha256()
+        with path.open("rb") as handle:
+            while chunk := handle.read(1 << 20):
+                hasher.update(chunk)
+        listed.append((path.relative_to(out).as_posix(), hasher.hexdigest()))
+    manifest = manifest_bytes(listed)
+    authority = Signer.parse(data.authority_key.read_text(encoding="utf-8").strip())
+    note = sign_manifest(
+        results.election.origin, hashlib.sha256(manifest).hexdigest(), results.checkpoint.size, authority
+    )
+    write_durable(out / MANIFEST, manifest)
+    write_durable(out / MANIFEST_NOTE, note)
+    written += [out / MANIFEST, out / MANIFEST_NOTE]
 
 
 def _with_cosignatures(data: DataDir, results: Results) -> bytes:
