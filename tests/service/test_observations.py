@@ -6,6 +6,8 @@ from __future__ import annotations
 import hashlib
 import io
 import sys
+import warnings
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,14 +17,14 @@ from PIL import Image
 from actas.audit.crosscheck import crosscheck_data_dir
 from actas.cli.main import main
 from actas.core.election import Election as Definition
-from actas.core.entries import observation_entry
+from actas.core.entries import ObservationEntry, observation_entry, parse_entry
 from actas.core.keys import Signer, Verifier
 from actas.core.merkle import leaf_hash
 from actas.core.qr import encode_payload
 from actas.log.writer import LogWriter
 from actas.publish.bundle import publish_bundle
 from actas.scan.photo import Level, capture
-from actas.scan.render import render_acta
+from actas.scan.render import render_acta, render_pdf
 from actas.storage.filelock import FileLock
 from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
@@ -222,3 +224,41 @@ def test_service_refuses_bad_observations_and_stores_nothing(
     assert reason in body["detail"], body
     assert not data.images.exists() or not any(data.images.iterdir())
     assert server.runtime.reader.submitted([leaf_hash(entry)]) == {}
+
+
+def test_observe_logs_every_page_and_pairs_each_copy_with_the_bytes_scanned(
+    election: Election, witness_key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = DataDir(election.root)
+    definition = Definition.from_json(data.election.read_bytes())
+    folder = tmp_path / "mixed"
+    folder.mkdir()
+    (folder / "two-pages.pdf").write_bytes(render_pdf([election.actas[5], election.actas[6]], definition))
+    first, second = (_photo(election.actas[m], data, "scan", m) for m in (7, 8))
+    with warnings.catch_warnings():  # zip allows two members of one name; so must we
+        warnings.simplefilter("ignore", UserWarning)
+        with zipfile.ZipFile(folder / "same-names.zip", "w") as archive:
+            archive.writestr("photo.jpg", first)
+            archive.writestr("photo.jpg", second)
+    (folder / "scan#page=1.jpg").write_bytes(_photo(election.actas[9], data, "scan", 9))
+    before = _log_size(data)
+    assert _actas("observe", str(data.root), str(folder), "--witness-key", str(witness_key), "-j", "1") == 0
+    assert "5 observations logged" in capsys.readouterr().out
+    assert _log_size(data) == before + 5
+    store = SqliteLogStore(data.database)
+    try:
+        logged = [parse_entry(e).entry for e in store.read(before, before + 5)]
+    finally:
+        store.close()
+    images = {}
+    for entry in logged:
+        assert isinstance(entry, ObservationEntry)
+        images[entry.mesa] = entry.image
+    pdf = hashlib.sha256((folder / "two-pages.pdf").read_bytes()).hexdigest()
+    assert images == {
+        definition.mesa_id(5): pdf,
+        definition.mesa_id(6): pdf,
+        definition.mesa_id(7): hashlib.sha256(first).hexdigest(),
+        definition.mesa_id(8): hashlib.sha256(second).hexdigest(),
+        definition.mesa_id(9): hashlib.sha256((folder / "scan#page=1.jpg").read_bytes()).hexdigest(),
+    }

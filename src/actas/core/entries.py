@@ -84,7 +84,9 @@ class ActaEntry:
         return self.acta.to_value()
 
 
-OBSERVATION_FORMATS = ("actas1", "cne2024", "qrbu")
+# Formats whose payload decodes to one mesa's acta (core/observation.py); a Brazilian boletim (qrbu) cannot be
+# mapped to a definition's contests yet, so it is not an observation format.
+OBSERVATION_FORMATS = ("actas1", "cne2024")
 MAX_PAYLOAD_CHARS = 16384  # a multi-part boletim is at most a few QR codes of ≤ 4,296 characters
 
 
@@ -96,7 +98,7 @@ class ObservationEntry:
     mesa: str
     format: str
     image: str  # SHA-256 of the image file, lower-case hex; the image is published by this name
-    payload: str  # the QR text exactly as decoded (parts of a multi-part code joined by "\n")
+    payload: str  # the QR text exactly as decoded
     witness: str  # the witness key string
     signature: bytes
 

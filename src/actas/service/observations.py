@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from actas.core.election import Election
-from actas.core.entries import ObservationEntry, observation_entry, parse_entry
+from actas.core.entries import OBSERVATION_FORMATS, ObservationEntry, observation_entry, parse_entry
 from actas.core.keys import Signer, Verifier
 from actas.errors import EnrollmentError, MalformedError
 from actas.log.open import sequencing
@@ -57,18 +57,37 @@ def observe_images(
         election = Election.from_json(data.election.read_bytes())
         report = scan(paths, election, jobs, progress)
         summary = ObserveSummary(scanned=len(report.records), records=report.records)
-        summary.not_read = sum(1 for r in report.records if r.status not in ("ok", "duplicate-payload"))
-        wanted = {r.path.split("#page=")[0]: r for r in report.records if r.status == "ok" and r.payload}
+        summary.not_read = sum(1 for r in report.records if r.status not in _READ)
+        # Every page read ok becomes an observation of the very bytes that were scanned: records are matched to
+        # files by SHA-256, never by name (two zip members may share a name; a file may change meanwhile).
+        wanted: dict[str, list[ScanRecord]] = {}
+        for record in report.records:
+            if record.status != "ok" or record.sha256 is None:
+                continue
+            if record.format not in OBSERVATION_FORMATS or record.format == "qrbu":
+                summary.rejected.append((record.path, f"{record.format} copies are not logged as observations yet"))
+                continue
+            wanted.setdefault(record.sha256, []).append(record)
         blobs = FileBlobStore(data.images)
         entries: list[tuple[str, bytes]] = []
         for source in iter_sources(paths):
-            if isinstance(source, Source) and source.name in wanted:
-                record = wanted.pop(source.name)
+            if not isinstance(source, Source):
+                continue
+            digest = hashlib.sha256(source.data).hexdigest()
+            for record in wanted.pop(digest, []):
                 assert record.payload is not None and record.format is not None and record.copy is not None
-                digest = blobs.put(source.data)  # durable before the entry that names it is logged
-                mesa = record.copy.mesa
-                entry = observation_entry(election.origin, mesa, record.format, digest, record.payload, witness)
-                entries.append((source.name, entry))
+                try:
+                    blobs.put(source.data)  # durable before the entry that names it is logged
+                except MalformedError as exc:
+                    summary.rejected.append((record.path, str(exc)))
+                    continue
+                entry = observation_entry(
+                    election.origin, record.copy.mesa, record.format, digest, record.payload, witness
+                )
+                entries.append((record.path, entry))
+        for records in wanted.values():
+            for record in records:
+                summary.rejected.append((record.path, "the file changed or went away after it was scanned"))
         for start in range(0, len(entries), APPEND_BATCH):
             part = entries[start : start + APPEND_BATCH]
             for (name, _), result in zip(part, writer.append([e for _, e in part]), strict=True):
@@ -79,6 +98,9 @@ def observe_images(
                 else:
                     summary.rejected.append((name, str(result.error)))
         return summary
+
+
+_READ = ("ok", "duplicate-payload", "duplicate-image")  # statuses of images whose copy was read
 
 
 def check_upload(

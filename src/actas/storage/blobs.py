@@ -31,11 +31,12 @@ def image_extension(data: bytes) -> str:
         return "jpg"
     if data.startswith(b"\x89PNG\r\n\x1a\n"):
         return "png"
-    if data[:4] in (b"II*\x00", b"MM\x00*"):
+    if data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # TIFF and BigTIFF
         return "tif"
     if data.startswith(b"%PDF-"):
         return "pdf"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis", b"hevc"):
+    brands = (b"heic", b"heix", b"mif1", b"msf1", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs")
+    if data[4:8] == b"ftyp" and data[8:12] in brands:
         return "heic"
     raise MalformedError("image: not a JPEG, PNG, TIFF, PDF or HEIC file (by its first bytes)")
 
