@@ -39,7 +39,7 @@ from typing import Literal
 
 from actas.core.acta import Acta, check_rules, errors_of, option_totals
 from actas.core.election import Contest, Election
-from actas.core.entries import ActaEntry, ObservationEntry, ParsedEntry, parse_entry
+from actas.core.entries import ActaEntry, EnrollEntry, ObservationEntry, ParsedEntry, parse_entry
 from actas.core.keys import CONTEXT_OBSERVATION, Verifier
 from actas.core.observation import observed_copy
 from actas.core.payloads import PaperCopy
@@ -270,6 +270,7 @@ class _Reader:
         self.copies: dict[tuple[int, int], list[_Copy]] = {}
         self.excluded: list[Excluded] = []
         self.entries = 0
+        self.enrolled: dict[str, set[str]] = {}  # device key → mesas, from the enrollments read so far
 
     def read(self, entries: Iterable[bytes]) -> None:
         for leaf, data in enumerate(entries):
@@ -280,6 +281,8 @@ class _Reader:
                 raise MalformedError(f"log leaf {leaf}: {exc}") from None
             if isinstance(parsed.entry, ActaEntry):
                 self._acta(leaf, data, parsed.entry.acta)
+            elif isinstance(parsed.entry, EnrollEntry):
+                self.enrolled.setdefault(parsed.entry.device, set()).update(parsed.entry.mesas)
             elif isinstance(parsed.entry, ObservationEntry):
                 self._observation(leaf, parsed, parsed.entry)
 
@@ -311,6 +314,9 @@ class _Reader:
             problem = _shape_problem(copy, contest)
             if problem is not None:
                 raise MalformedError(problem)
+            if copy.device is not None and copy.mesa not in self.enrolled.get(copy.device, ()):
+                # A valid signature by a key the authority never enrolled for this mesa is no official paper.
+                raise MalformedError("the acta on paper is signed by a key not enrolled for this mesa")
         except ActasError as exc:
             self.excluded.append(Excluded(leaf, "observation", entry.mesa, str(exc)))
             return
