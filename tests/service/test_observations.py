@@ -262,3 +262,12 @@ def test_observe_logs_every_page_and_pairs_each_copy_with_the_bytes_scanned(
         definition.mesa_id(8): hashlib.sha256(second).hexdigest(),
         definition.mesa_id(9): hashlib.sha256((folder / "scan#page=1.jpg").read_bytes()).hexdigest(),
     }
+
+
+def test_a_service_without_witnesses_refuses_observations_before_reading_them(
+    election: Election, server: LiveServer
+) -> None:
+    image = b"\xff\xd8\xff" + bytes(1000)
+    status, body = _upload(server, _observation(election, 3, image), image)
+    assert (status, body["code"]) == (403, "unenrolled-key")
+    assert "--witness" in body["detail"]

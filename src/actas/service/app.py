@@ -311,6 +311,8 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
     )
     async def submit_observation(request: Request) -> Response:
         runtime.address_limiter.check(_client(request))
+        if not runtime.config.witnesses:  # refused before a byte of the (large) body is read
+            raise EnrollmentError("this service takes observations from no witness key (see actas serve --witness)")
         body = await read_body(request, runtime.config.max_observation_body)
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         if media != "multipart/form-data":
