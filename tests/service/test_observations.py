@@ -270,4 +270,4 @@ def test_a_service_without_witnesses_refuses_observations_before_reading_them(
     image = b"\xff\xd8\xff" + bytes(1000)
     status, body = _upload(server, _observation(election, 3, image), image)
     assert (status, body["code"]) == (403, "unenrolled-key")
-    assert "--witness" in body["detail"]
+    assert "--witness" in str(body["detail"])
