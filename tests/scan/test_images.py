@@ -450,3 +450,17 @@ def test_source_and_problem_are_valid_by_construction() -> None:
         Source("", b"")
     with pytest.raises(MalformedError, match="reason"):
         SourceProblem("x", "")
+
+
+def test_wide_pages_scale_the_same_across_row_blocks() -> None:
+    from actas.scan.images import _ROWS, _wide_to_gray
+
+    rows = 2 * _ROWS + 7  # crosses two block boundaries
+    ramp = np.arange(rows * 5, dtype=np.uint32).reshape(rows, 5)
+    sixteen = (ramp * 37 % 65536).astype(np.uint16)
+    want = np.round(sixteen.astype(np.float64) * (255.0 / 65535.0)).astype(np.uint8)
+    assert np.array_equal(_wide_to_gray(sixteen), want)
+    floats = (ramp.astype(np.float32) - 100.0) / 7.0
+    low, high = float(floats.min()), float(floats.max())
+    want = np.round((floats.astype(np.float64) - low) * (255.0 / (high - low))).astype(np.uint8)
+    assert np.abs(_wide_to_gray(floats).astype(int) - want.astype(int)).max() <= 1  # float32 blocks: ±1 at most

@@ -37,8 +37,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pillow_heif
 import pypdfium2  # type: ignore[import-untyped]
 from PIL import Image, ImageOps
@@ -290,16 +292,32 @@ def _to_gray(image: Image.Image) -> np.ndarray:
 
 
 def _wide_to_gray(values: np.ndarray) -> np.ndarray:
-    """16-bit and float pages scaled to 0..255 (Pillow's own conversion clips them instead)."""
-    wide = values.astype(np.float64)
-    if not np.isfinite(wide).all():
-        raise MalformedError("image holds values that are not numbers")
-    low, high = float(wide.min()), float(wide.max())
+    """16-bit and float pages scaled to 0..255 (Pillow's own conversion clips them instead).
+
+    Worked through in blocks of rows in float32: a whole-page float64 copy of a 60-megapixel page is 480 MB, and
+    a small compressed file can declare such a page.
+    """
+    rows = values.shape[0]
+    if values.dtype.kind == "f":
+        for start in range(0, rows, _ROWS):
+            if not np.isfinite(values[start : start + _ROWS]).all():
+                raise MalformedError("image holds values that are not numbers")
     if values.dtype.kind == "u" and values.dtype.itemsize == 2:
         low, high = 0.0, 65535.0
+    else:
+        low, high = float(values.min()), float(values.max())
     if high <= low:
         return np.full(values.shape, 255 if high > 0 else 0, dtype=np.uint8)
-    return np.round((wide - low) * (255.0 / (high - low))).astype(np.uint8)
+    scale = 255.0 / (high - low)
+    out = np.empty(values.shape, dtype=np.uint8)
+    for start in range(0, rows, _ROWS):
+        wide = np.float64 if values.dtype.itemsize > 4 else np.float32
+        block: npt.NDArray[np.floating[Any]] = values[start : start + _ROWS].astype(wide)
+        out[start : start + _ROWS] = np.round((block - low) * scale)
+    return out
+
+
+_ROWS = 512  # rows per block when scaling wide pages
 
 
 @cache
