@@ -8,7 +8,6 @@ it (:attr:`CrosscheckReport.checkpoint`).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
 from pathlib import Path
 
 from actas.core.crosscheck import CrosscheckReport, crosscheck
@@ -16,20 +15,8 @@ from actas.core.election import Election
 from actas.core.keys import Verifier
 from actas.core.note import open_checkpoint
 from actas.core.tally import Binding
-from actas.core.tiles import ENTRIES, decode_bundle, tile_path, tiles_for_size
-from actas.errors import StorageError
 from actas.storage.layout import DataDir
-
-
-def _entries(log_dir: Path, size: int) -> Iterator[bytes]:
-    """The first ``size`` entries of the log, from its entry bundles."""
-    for coord in tiles_for_size(size):
-        if coord.level == ENTRIES:
-            path = log_dir / tile_path(coord)
-            try:
-                yield from decode_bundle(path.read_bytes(), coord.width)
-            except FileNotFoundError:
-                raise StorageError(f"{path}: missing; run `actas log rebuild` first") from None
+from actas.storage.log_files import logged_entries
 
 
 def crosscheck_data_dir(path: Path, contest: str | None = None) -> CrosscheckReport:
@@ -38,6 +25,6 @@ def crosscheck_data_dir(path: Path, contest: str | None = None) -> CrosscheckRep
     election = Election.from_json(data.election.read_bytes())
     authority = Verifier.parse(data.authority_vkey.read_text(encoding="utf-8").strip())
     checkpoint = open_checkpoint(data.checkpoint.read_bytes(), authority)
-    report = crosscheck(election, _entries(data.log, checkpoint.size), contest)
+    report = crosscheck(election, logged_entries(data.log, checkpoint.size), contest)
     binding = Binding(checkpoint.origin, checkpoint.size, checkpoint.root_hash)
     return dataclasses.replace(report, checkpoint=binding)

@@ -10,10 +10,9 @@ from actas.core.election import Election
 from actas.core.entries import ObservationEntry, parse_entry
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
-from actas.core.tally import Binding, ConflictRecord, ResultsFile, Tally, iter_results_files, tally_entries
-from actas.core.tiles import ENTRIES, decode_bundle, tile_path, tiles_for_size
-from actas.errors import StorageError
+from actas.core.tally import Binding, ConflictRecord, ResultsFile, Tally, iter_results_files
 from actas.storage.layout import DataDir
+from actas.storage.log_files import logged_entries
 
 
 @dataclass(frozen=True)
@@ -42,21 +41,10 @@ class Results:
         return {path: b"".join(chunks) for path, chunks in self.iter_files()}
 
 
-def _entries(log_dir: Path, size: int) -> Iterator[bytes]:
-    """The entries the checkpoint commits to, read from the entry bundles (the log itself, whatever the store)."""
-    for coord in tiles_for_size(size):
-        if coord.level == ENTRIES:
-            path = log_dir / tile_path(coord)
-            try:
-                yield from decode_bundle(path.read_bytes(), coord.width)
-            except FileNotFoundError:
-                raise StorageError(f"{path}: missing; run `actas log rebuild` first") from None
-
-
 def observed_images(log_dir: Path, size: int) -> list[str]:
     """The SHA-256 of every image named by an observation the checkpoint commits to, in log order, once each."""
     seen: dict[str, None] = {}
-    for data in _entries(log_dir, size):
+    for data in logged_entries(log_dir, size):
         if b'"type":"observation"' in data:  # skip parsing the (many) actas
             entry = parse_entry(data).entry
             if isinstance(entry, ObservationEntry):
@@ -70,5 +58,5 @@ def compute_results(data: DataDir) -> Results:
     authority = Verifier.parse(data.authority_vkey.read_text(encoding="utf-8").strip())
     checkpoint_bytes = data.checkpoint.read_bytes()
     checkpoint = open_checkpoint(checkpoint_bytes, authority)
-    tallies, conflicts = tally_entries(election, _entries(data.log, checkpoint.size))
+    tallies, conflicts = tally_entries(election, logged_entries(data.log, checkpoint.size))
     return Results(election, checkpoint, checkpoint_bytes, authority, tallies, conflicts)
