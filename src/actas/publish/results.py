@@ -10,7 +10,7 @@ from actas.core.election import Election
 from actas.core.entries import ObservationEntry, parse_entry
 from actas.core.keys import Verifier
 from actas.core.note import Checkpoint, open_checkpoint
-from actas.core.tally import Binding, ConflictRecord, ResultsFile, Tally, iter_results_files
+from actas.core.tally import Binding, ConflictRecord, ResultsFile, Tally, iter_results_files, tally_entries
 from actas.storage.layout import DataDir
 from actas.storage.log_files import logged_entries
 
