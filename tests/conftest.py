@@ -1,8 +1,11 @@
-"""Shared fixtures: where the reference vectors live (``../shared/vectors`` beside the repository)."""
+"""Shared fixtures: where the reference vectors live (``../shared/vectors`` beside the repository), and the CLI."""
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,3 +31,36 @@ def vectors_root() -> Path:
 def vectors() -> Path:
     """Path of the shared reference vectors."""
     return vectors_root()
+
+
+@dataclass(frozen=True)
+class CliResult:
+    """Exit code and captured output of one command."""
+
+    code: int
+    out: str
+    err: str
+
+
+Cli = Callable[..., CliResult]
+
+
+@pytest.fixture
+def cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Cli:
+    """Run ``actas ARGS…`` through the real entry point (errors mapped to exit codes); caches in tmp_path."""
+    from actas.cli.main import main
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def run(*args: str | Path) -> CliResult:
+        capsys.readouterr()
+        monkeypatch.setattr(sys, "argv", ["actas", *(str(a) for a in args)])
+        try:
+            main()
+            code = 0
+        except SystemExit as exc:
+            code = 0 if exc.code is None else int(exc.code)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run

@@ -11,51 +11,29 @@ import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 import pytest
 from click.testing import CliRunner
 
-from actas.cli.main import EXIT_ERROR, EXIT_FAILED, EXIT_USAGE, cli, main
+from actas.cli.main import EXIT_ERROR, EXIT_FAILED, EXIT_USAGE, cli
 from actas.core.tiles import tile_path, tiles_for_size
 from actas.core.verify import STEPS
 from actas.demo import DemoResult, run_demo
 from actas.publish.results import compute_results
 from actas.storage.layout import DataDir
+from tests.conftest import Cli, CliResult
 
-
-@dataclass(frozen=True)
-class Result:
-    """Exit code and captured output of one command."""
-
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
+Result = CliResult
+Run = Cli
 
 
 @pytest.fixture
-def actas(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> Run:
+def actas(cli: Cli) -> Run:
     """Run ``actas ARGS…`` through the real entry point; verification states go to a temporary cache."""
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
-
-    def run(*args: str | Path) -> Result:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["actas", *(str(a) for a in args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = 0 if exc.code is None else int(exc.code)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return run
+    return cli
 
 
 @pytest.fixture(scope="module")

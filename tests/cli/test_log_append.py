@@ -2,31 +2,18 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
-from actas.cli.main import EXIT_ERROR, EXIT_FAILED, main
+from actas.cli.main import EXIT_ERROR, EXIT_FAILED
 from actas.simulate.run import simulate
 from actas.storage.filelock import FileLock
 from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
+from tests.conftest import Cli
 
 MESAS = 12
-
-
-def run(*args: str) -> int:
-    """Run the CLI in this process; its exit code."""
-    old = sys.argv
-    sys.argv = ["actas", *args]
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        sys.argv = old
-    return 0
 
 
 def size(data: DataDir) -> int:
@@ -45,42 +32,44 @@ def election(tmp_path: Path) -> tuple[DataDir, Path]:
     return DataDir(tmp_path / "data"), actas
 
 
-def test_append_logs_each_entry_once(election: tuple[DataDir, Path], capsys: pytest.CaptureFixture[str]) -> None:
+def test_append_logs_each_entry_once(election: tuple[DataDir, Path], cli: Cli) -> None:
     data, actas = election
     before = size(data)
-    assert run("log", "append", str(data.root), str(actas)) == 0
-    assert f"{MESAS} entries: {MESAS} appended, 0 duplicate, 0 conflict, 0 rejected" in capsys.readouterr().out
+    result = cli("log", "append", str(data.root), str(actas))
+    assert result.code == 0, result.err
+    assert f"{MESAS} entries: {MESAS} appended, 0 duplicate, 0 conflict, 0 rejected" in result.out
     assert size(data) == before + MESAS
-    assert run("log", "append", str(data.root), str(actas)) == 0
-    assert f"0 appended, {MESAS} duplicate" in capsys.readouterr().out
+    result = cli("log", "append", str(data.root), str(actas))
+    assert result.code == 0, result.err
+    assert f"0 appended, {MESAS} duplicate" in result.out
     assert size(data) == before + MESAS
 
 
 def test_a_bad_line_is_rejected_by_number_and_the_rest_is_logged(
-    election: tuple[DataDir, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    election: tuple[DataDir, Path], tmp_path: Path, cli: Cli
 ) -> None:
     data, actas = election
     lines = actas.read_bytes().split(b"\n")
     mixed = tmp_path / "mixed.ndjson"
     mixed.write_bytes(b"\n".join([lines[0], b'{"v":1,"type":"acta"}', lines[1]]) + b"\n")
     before = size(data)
-    assert run("log", "append", str(data.root), str(mixed)) == EXIT_FAILED
-    captured = capsys.readouterr()
+    result = cli("log", "append", str(data.root), str(mixed))
+    assert result.code == EXIT_FAILED, result.err
+    captured = result
     assert "2 appended" in captured.out
     assert "rejected line 2:" in captured.err
     assert size(data) == before + 2
 
 
-def test_append_refuses_while_a_service_sequences(
-    election: tuple[DataDir, Path], capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_append_refuses_while_a_service_sequences(election: tuple[DataDir, Path], cli: Cli) -> None:
     data, actas = election
     lock = FileLock(data.root / "sequencer.lock")
     assert lock.try_acquire()
     try:
         before = size(data)
-        assert run("log", "append", str(data.root), str(actas)) == EXIT_ERROR
-        assert "a service is sequencing" in " ".join(capsys.readouterr().err.split())
+        result = cli("log", "append", str(data.root), str(actas))
+        assert result.code == EXIT_ERROR, result.err
+        assert "a service is sequencing" in " ".join(result.err.split())
         assert size(data) == before
     finally:
         lock.release()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,36 +13,16 @@ from actas.cli.main import EXIT_ERROR, main
 from actas.core.election import Election
 from actas.core.entries import ActaEntry, parse_entry
 from actas.core.qr import decode_payload
+from tests.conftest import Cli, CliResult
 
-
-@dataclass(frozen=True)
-class Result:
-    """Exit code and captured output of one command."""
-
-    code: int
-    out: str
-    err: str
-
-
-Run = Callable[..., Result]
+Result = CliResult
+Run = Cli
 
 
 @pytest.fixture
-def run(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> Run:
+def run(cli: Cli) -> Run:
     """Run ``actas ARGS…`` through main(), which maps errors to exit codes."""
-
-    def invoke(*args: str | Path) -> Result:
-        capsys.readouterr()
-        monkeypatch.setattr(sys, "argv", ["actas", *(str(a) for a in args)])
-        try:
-            main()
-            code = 0
-        except SystemExit as exc:
-            code = 0 if exc.code is None else int(exc.code)
-        captured = capsys.readouterr()
-        return Result(code, captured.out, captured.err)
-
-    return invoke
+    return cli
 
 
 @dataclass(frozen=True)

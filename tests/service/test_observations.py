@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import sys
 import warnings
 import zipfile
 from collections.abc import Callable
@@ -15,7 +14,6 @@ import pytest
 from PIL import Image
 
 from actas.audit.crosscheck import crosscheck_data_dir
-from actas.cli.main import main
 from actas.core.election import Election as Definition
 from actas.core.entries import ObservationEntry, observation_entry, parse_entry
 from actas.core.keys import Signer, Verifier
@@ -30,6 +28,7 @@ from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
 from actas.verifier.readers import DirectoryReader
 from actas.verifier.runner import verify
+from tests.conftest import Cli
 from tests.factories import seed
 from tests.service.conftest import Election, LiveServer
 
@@ -82,27 +81,15 @@ def witness_key(tmp_path: Path) -> Path:
     return path
 
 
-def _actas(*args: str) -> int:
-    """Run the CLI in this process; its exit code."""
-    old = sys.argv
-    sys.argv = ["actas", *args]
-    try:
-        main()
-    except SystemExit as exc:
-        return int(exc.code or 0)
-    finally:
-        sys.argv = old
-    return 0
-
-
 def test_observe_logs_each_copy_once_stores_images_and_publishes_a_verifiable_bundle(
-    election: Election, photos: Path, witness_key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    election: Election, photos: Path, witness_key: Path, tmp_path: Path, cli: Cli
 ) -> None:
     data = DataDir(election.root)
     _log_official(data, election.actas)
     before = _log_size(data)
-    assert _actas("observe", str(data.root), str(photos), "--witness-key", str(witness_key), "-j", "2") == 0
-    out = capsys.readouterr().out
+    result = cli("observe", str(data.root), str(photos), "--witness-key", str(witness_key), "-j", "2")
+    assert result.code == 0, result.err
+    out = result.out
     assert "4 observations logged" in out, out
     assert _log_size(data) == before + len(PHOTOGRAPHED)
     stored = sorted(p.name for p in data.images.iterdir())
@@ -112,8 +99,9 @@ def test_observe_logs_each_copy_once_stores_images_and_publishes_a_verifiable_bu
     assert stored == expected
 
     # Observing the same folder again changes nothing.
-    assert _actas("observe", str(data.root), str(photos), "--witness-key", str(witness_key)) == 0
-    assert "0 observations logged, 4 already in the log" in capsys.readouterr().out
+    result = cli("observe", str(data.root), str(photos), "--witness-key", str(witness_key))
+    assert result.code == 0, result.err
+    assert "0 observations logged, 4 already in the log" in result.out
     assert _log_size(data) == before + len(PHOTOGRAPHED)
 
     publish_bundle(data, tmp_path / "bundle")
@@ -130,15 +118,16 @@ def test_observe_logs_each_copy_once_stores_images_and_publishes_a_verifiable_bu
 
 
 def test_observe_refuses_while_a_service_sequences_the_directory(
-    election: Election, photos: Path, witness_key: Path, capsys: pytest.CaptureFixture[str]
+    election: Election, photos: Path, witness_key: Path, cli: Cli
 ) -> None:
     data = DataDir(election.root)
     lock = FileLock(data.root / "sequencer.lock")
     assert lock.try_acquire()
     try:
         before = _log_size(data)
-        assert _actas("observe", str(data.root), str(photos), "--witness-key", str(witness_key)) == 3
-        assert "a service is sequencing this data directory" in " ".join(capsys.readouterr().err.split())
+        result = cli("observe", str(data.root), str(photos), "--witness-key", str(witness_key))
+        assert result.code == 3, result.err
+        assert "a service is sequencing this data directory" in " ".join(result.err.split())
         assert _log_size(data) == before
         assert not data.images.exists()
     finally:
@@ -227,7 +216,7 @@ def test_service_refuses_bad_observations_and_stores_nothing(
 
 
 def test_observe_logs_every_page_and_pairs_each_copy_with_the_bytes_scanned(
-    election: Election, witness_key: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    election: Election, witness_key: Path, tmp_path: Path, cli: Cli
 ) -> None:
     data = DataDir(election.root)
     definition = Definition.from_json(data.election.read_bytes())
@@ -242,8 +231,9 @@ def test_observe_logs_every_page_and_pairs_each_copy_with_the_bytes_scanned(
             archive.writestr("photo.jpg", second)
     (folder / "scan#page=1.jpg").write_bytes(_photo(election.actas[9], data, "scan", 9))
     before = _log_size(data)
-    assert _actas("observe", str(data.root), str(folder), "--witness-key", str(witness_key), "-j", "1") == 0
-    assert "5 observations logged" in capsys.readouterr().out
+    result = cli("observe", str(data.root), str(folder), "--witness-key", str(witness_key), "-j", "1")
+    assert result.code == 0, result.err
+    assert "5 observations logged" in result.out
     assert _log_size(data) == before + 5
     store = SqliteLogStore(data.database)
     try:
