@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import shutil
 from pathlib import Path
 
@@ -120,3 +121,16 @@ def test_manifest_round_trips_or_refuses_a_path(files: dict[str, str]) -> None:
 def test_arbitrary_manifest_bytes_parse_or_raise_the_project_error(data: bytes) -> None:
     with contextlib.suppress(ActasError):
         parse_manifest(data)
+
+
+def test_a_manifest_signed_for_another_checkpoint_size_is_refused(
+    published: tuple[DataDir, Path, Verifier], mirror: Path
+) -> None:
+    data, _, key = published
+    authority = Signer.parse(data.authority_key.read_text(encoding="utf-8").strip())
+    digest = hashlib.sha256((mirror / MANIFEST).read_bytes()).hexdigest()
+    (mirror / MANIFEST_NOTE).write_bytes(sign_manifest(key.name, digest, 1, authority))
+    report = check_mirror(str(mirror), key, workers=1)
+    assert not report.ok
+    assert report.manifest_error is not None
+    assert "checkpoint size 1" in report.manifest_error
