@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed-stamp
 SCALE ?= 100000
 PYTEST_FLAGS ?=
 
-.PHONY: install demo test lint typecheck unit test-slow bench chaos clean
+.PHONY: install browser demo test lint typecheck unit test-slow bench chaos clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,6 +15,14 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# The browser tests drive the system's Chromium (Debian: chromium) with Playwright; nothing is downloaded.
+CHROMIUM := $(shell command -v chromium || command -v chromium-browser)
+browser:
+ifeq ($(CHROMIUM),)
+	@if [ "$$(id -u)" = 0 ]; then apt-get install -y -q chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium); \
+	else sudo apt-get install -y -q chromium; fi
+endif
 
 demo: $(STAMP)
 	$(BIN)/actas demo --out demo-out
@@ -27,7 +35,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 # pytest exits 5 when it collected no test; that is not a failure of the suite.
-unit: $(STAMP)
+unit: $(STAMP) browser
 	$(BIN)/pytest -q -m "not slow" $(PYTEST_FLAGS); rc=$$?; if [ $$rc -eq 5 ]; then rc=0; fi; exit $$rc
 
 test: lint typecheck unit
