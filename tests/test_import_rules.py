@@ -35,7 +35,7 @@ THIRD_PARTY = {
     "storage": {"cryptography", "psycopg"},
     "verifier": set(),
     "log": set(),
-    "publish": set(),
+    "publish": {"jinja2", "markupsafe", "pyarrow"},
     "simulate": {"numpy"},
     "cli": {"click", "rich"},
     "demo": set(),
@@ -44,7 +44,14 @@ THIRD_PARTY = {
     "scan": {"PIL", "segno", "cv2", "zxingcpp", "numpy", "pypdfium2", "pillow_heif"},
 }
 # Drivers confined to one module each.
-DRIVERS = {"sqlite3": "storage/sqlite.py", "psycopg": "storage/postgres.py", "click": None, "rich": None}
+DRIVERS = {
+    "sqlite3": "storage/sqlite.py",
+    "psycopg": "storage/postgres.py",
+    "jinja2": "publish/pages.py",
+    "pyarrow": "publish/open_data.py",
+    "click": None,
+    "rich": None,
+}
 STDLIB = set(sys.stdlib_module_names)
 
 
