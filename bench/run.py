@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> None:
     del enrollments, actas
 
     started = time.perf_counter()
-    summary = publish_bundle(data, args.out / "bundle")
+    summary = publish_bundle(data, args.out / "bundle", site=False)  # the site has its own bench (bench/site.py)
     seconds = time.perf_counter() - started
     line(
         "publish bundle (tally + copy tiles)",

@@ -59,7 +59,7 @@ def published(tmp_path_factory: pytest.TempPathFactory) -> Published:
     assert summary.entries == SIZE
     assert summary.rejected == 0
     bundle = root / "bundle"
-    publish_bundle(summary.data, bundle)
+    publish_bundle(summary.data, bundle, site=False)  # the site is guarded by the MANIFEST (test_mirror.py)
     key = Verifier.parse((summary.data.authority_vkey).read_text(encoding="utf-8").strip())
     return Published(bundle, key)
 

@@ -250,13 +250,17 @@ def verify_proof(proof_file: Path, entry_file: Path, key: str) -> None:
 @click.command()
 @click.argument("data_dir", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--out", "out_dir", type=click.Path(path_type=Path), required=True, help="Bundle directory to write.")
-def publish(data_dir: Path, out_dir: Path) -> None:
-    """Write the bundle of plain files for a log's latest checkpoint."""
+@click.option("--no-site", is_flag=True, help="Write only the bundle's data files, not the results site's pages.")
+def publish(data_dir: Path, out_dir: Path, no_site: bool) -> None:
+    """Write the bundle and the static results site for a log's latest checkpoint (rewriting only what changed)."""
     from actas.publish.bundle import publish_bundle
 
-    summary = publish_bundle(DataDir(data_dir), out_dir)
-    size = f"{summary.files:,} files, {summary.total_bytes:,} bytes"
+    with progress_bar() as progress:
+        summary = publish_bundle(DataDir(data_dir), out_dir, site=not no_site, progress=progress)
+    size = f"{summary.files:,} files ({summary.written:,} written), {summary.total_bytes:,} bytes"
     out.print(f"published {summary.size:,} entries: {size} in {out_dir}")
+    if not no_site:
+        out.print(f"serve {out_dir} with any static web server, or: actas serve DATA_DIR --site {out_dir}")
 
 
 @click.command()

@@ -14,7 +14,6 @@ Layout (docs/formats.md §6)::
 from __future__ import annotations
 
 import hashlib
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,9 +23,12 @@ from actas.core.note import add_signatures
 from actas.core.tiles import tile_path, tiles_for_size
 from actas.errors import StorageError
 from actas.publish.results import Results, compute_results, observed_images
+from actas.publish.site import Progress, SiteWriter, write_site
+from actas.publish.site_data import attach_crosscheck, collect_site_data
 from actas.storage.blobs import FileBlobStore
-from actas.storage.files import write_chunks, write_durable
+from actas.storage.files import write_durable
 from actas.storage.layout import DataDir
+from actas.storage.log_files import logged_entries
 from actas.storage.sqlite import SqliteLogStore
 
 
@@ -38,64 +40,68 @@ class PublishSummary:
     size: int
     files: int
     total_bytes: int
+    written: int  # files written by this run (the others already held the same bytes)
     results: Results
 
 
-def publish_bundle(data: DataDir, out: Path) -> PublishSummary:
-    """Write the bundle of a data directory's latest checkpoint into ``out``."""
+def publish_bundle(data: DataDir, out: Path, site: bool = True, progress: Progress | None = None) -> PublishSummary:
+    """Write the bundle (and, unless ``site`` is False, the results site) of a data directory's latest checkpoint."""
     results = compute_results(data)
     checkpoint = results.checkpoint
     out.mkdir(parents=True, exist_ok=True)
-    written: list[Path] = []
-
-    def put(relative: str, content: bytes) -> None:
-        write_durable(out / relative, content)
-        written.append(out / relative)
-
-    put("election.json", results.election.to_canonical())
-    put("keys/authority.vkey", (str(results.authority) + "\n").encode())
+    writer = SiteWriter.open(out)
+    writer.put("election.json", results.election.to_canonical())
+    writer.put("keys/authority.vkey", (str(results.authority) + "\n").encode())
     for coord in tiles_for_size(checkpoint.size):
         source = data.log / tile_path(coord)
         if not source.exists():
             raise StorageError(f"{source}: missing; run `actas log rebuild` first")
-        target = out / "log" / tile_path(coord)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
-        written.append(target)
+        _copy_immutable(writer, source, "log/" + tile_path(coord))
+    images: dict[str, str] = {}
     for digest in observed_images(data.log, checkpoint.size):
         source = FileBlobStore(data.images).path(digest)  # NotFoundError: an observation without its image
-        target = out / "images" / source.name
-        if not target.exists():
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-        written.append(target)
+        images[digest] = f"images/{source.name}"
+        _copy_immutable(writer, source, images[digest])
     for relative, chunks in results.iter_files():
-        write_chunks(out / relative, chunks)
-        written.append(out / relative)
+        writer.put(relative, b"".join(chunks))
+    if site:
+        site_data = collect_site_data(results, logged_entries(data.log, checkpoint.size))
+        if site_data.observed:
+            attach_crosscheck(site_data, logged_entries(data.log, checkpoint.size))
+        write_site(site_data, writer, images, progress)
     # The checkpoint goes last: a reader that sees it finds every file it commits to.
-    put("log/checkpoint", _with_cosignatures(data, results))
-    _write_manifest(data, out, written, results)
-    total = sum(p.stat().st_size for p in written)
-    return PublishSummary(out, checkpoint.size, len(written), total, results)
+    writer.put("log/checkpoint", _with_cosignatures(data, results))
+    _write_manifest(data, out, writer, results)
+    _remove_stale(out, writer)
+    total = sum(writer.sizes.values())
+    return PublishSummary(out, checkpoint.size, len(writer.hashes), total, writer.written, results)
 
 
-def _write_manifest(data: DataDir, out: Path, written: list[Path], results: Results) -> None:
+def _copy_immutable(writer: SiteWriter, source: Path, relative: str) -> None:
+    """Copy a file whose path fixes its content (a tile, an image named by its hash) unless it is there."""
+    target = writer.out / relative
+    known = writer.previous.get(relative)
+    if known is not None and target.exists():
+        writer.keep(relative, known, target.stat().st_size)
+        return
+    writer.put(relative, source.read_bytes())
+
+
+def _write_manifest(data: DataDir, out: Path, writer: SiteWriter, results: Results) -> None:
     """MANIFEST (every file's SHA-256) and MANIFEST.note (its hash, signed by the authority), written last."""
-    listed = []
-    for path in written:
-        hasher = hashlib.sha256()
-        with path.open("rb") as handle:
-            while chunk := handle.read(1 << 20):
-                hasher.update(chunk)
-        listed.append((path.relative_to(out).as_posix(), hasher.hexdigest()))
-    manifest = manifest_bytes(listed)
+    manifest = manifest_bytes(sorted(writer.hashes.items()))
     authority = Signer.parse(data.authority_key.read_text(encoding="utf-8").strip())
     note = sign_manifest(
         results.election.origin, hashlib.sha256(manifest).hexdigest(), results.checkpoint.size, authority
     )
     write_durable(out / MANIFEST, manifest)
     write_durable(out / MANIFEST_NOTE, note)
-    written += [out / MANIFEST, out / MANIFEST_NOTE]
+
+
+def _remove_stale(out: Path, writer: SiteWriter) -> None:
+    """Delete what the previous build listed and this one does not (an earlier checkpoint's partial tiles)."""
+    for relative in writer.previous.keys() - writer.hashes.keys():
+        (out / relative).unlink(missing_ok=True)
 
 
 def _with_cosignatures(data: DataDir, results: Results) -> bytes:
