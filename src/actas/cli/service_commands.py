@@ -40,6 +40,11 @@ def _limit(value: str, what: str) -> tuple[float, float]:
 @click.option("--witness", "witnesses", multiple=True, metavar="VKEY", help="Accept cosignatures from this key.")
 @click.option("--no-sequencer", is_flag=True, help="Only ingest and serve; never sequence (PostgreSQL).")
 @click.option(
+    "--site",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Also serve this published results site (actas publish --out), with caching and live updates.",
+)
+@click.option(
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"]), help="How much to log."
 )
 def serve(
@@ -54,6 +59,7 @@ def serve(
     rate_per_device: str,
     witnesses: tuple[str, ...],
     no_sequencer: bool,
+    site: Path | None,
     log_level: str,
 ) -> None:
     """Run the results service over a data directory: ingest with receipts, the log, results, events."""
@@ -72,6 +78,7 @@ def serve(
         address_limit=Limit(*_limit(rate_per_address, "--rate-per-address")),
         device_limit=Limit(*_limit(rate_per_device, "--rate-per-device")),
         witnesses=tuple(load_verifier(w) for w in witnesses),
+        site=site,
     )
     run_server(config, host, port, log_level, processes)
 

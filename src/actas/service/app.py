@@ -34,6 +34,7 @@ from actas.service.observations import check_upload
 from actas.service.problems import MEDIA_TYPE, PROBLEM_RESPONSE, problem
 from actas.service.read_routes import add_read_routes
 from actas.service.runtime import Runtime
+from actas.service.site_files import mount_site
 from actas.storage.blobs import FileBlobStore
 
 log = logging.getLogger("actas.service")
@@ -343,4 +344,6 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
             raise outcome
         return JSONResponse(_accepted_value(outcome), status_code=201 if outcome.status == "accepted" else 200)
 
+    if runtime.config.site is not None:
+        mount_site(app, runtime.config.site)  # last: every route above takes precedence
     return app

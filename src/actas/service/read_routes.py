@@ -63,7 +63,9 @@ def add_read_routes(router: FastAPI, runtime: Runtime, reader_lock: threading.Lo
         with reader_lock:
             lines = runtime.reader.cosignatures(cp.size, cp.root_hash)
         data = add_signatures(current.checkpoint_bytes, lines) if lines else current.checkpoint_bytes
-        return Response(data, media_type="text/plain; charset=utf-8", headers={"Cache-Control": "no-cache"})
+        # X-Actas-Events tells the site's pages (which fetch this) that live updates are on offer here.
+        headers = {"Cache-Control": "no-cache", "X-Actas-Events": "/v1/events"}
+        return Response(data, media_type="text/plain; charset=utf-8", headers=headers)
 
     @router.get(
         "/log/tile/{path:path}",

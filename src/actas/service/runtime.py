@@ -49,6 +49,7 @@ class ServiceConfig:
     max_batch_lines: int = MAX_BATCH_LINES
     max_observation_body: int = MAX_OBSERVATION_BODY
     fault: Fault | None = None  # tests only: see Sequencer
+    site: Path | None = None  # a published results site to serve beside the API (actas publish --out)
 
 
 class Runtime:
