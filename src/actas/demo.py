@@ -1,4 +1,4 @@
-"""``actas demo``: simulate → log → publish → verify, end to end, on the embedded default (SQLite)."""
+"""``actas demo``: simulate → log → publish (bundle and site) → verify, end to end, on the embedded default (SQLite)."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def run_demo(
     summary = simulate(data_root, mesas, seed, count, progress)
     times.append(f"simulate+log {time.perf_counter() - started:.1f} s")
     mark = time.perf_counter()
-    published = publish_bundle(summary.data, bundle)
+    published = publish_bundle(summary.data, bundle, progress=progress)
     times.append(f"publish {time.perf_counter() - mark:.1f} s")
     mark = time.perf_counter()
     authority = published.results.authority

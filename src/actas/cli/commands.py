@@ -74,7 +74,7 @@ def _workers_option(fn: click.decorators.FC) -> click.decorators.FC:
 )
 @_workers_option
 def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
-    """Simulate a national election, log it, publish the bundle and verify it."""
+    """Simulate a national election, log it, publish the bundle and its results site, and verify it."""
     from actas.demo import run_demo
 
     with progress_bar() as update:
@@ -82,6 +82,7 @@ def demo(mesas: int, seed: int, out_dir: Path, workers: int | None) -> None:
     print_national(result.election, result.report)
     print_report(result.report, brief=True)
     out.print(f"\nbundle:      {result.bundle}")
+    out.print(f"results site: python3 -m http.server -d {result.bundle} 8000, then open http://127.0.0.1:8000/")
     out.print(f"data dir:    {result.data.root}")
     out.print(f"timings:     {result.timings}")
     out.print("verify it yourself:")

@@ -427,8 +427,9 @@ def _key_id(key: str) -> str:
 
 
 def _bundle_path(leaf: int, size: int) -> str:
-    """The path of the entry bundle (as published at this size) that holds a leaf."""
+    """The path of the full entry bundle holding a leaf, or "" while it is in the partial one.
+
+    A partial bundle's path names the tree size, so linking it would change the page at every checkpoint.
+    """
     index = leaf // TILE_WIDTH
-    full = size // TILE_WIDTH
-    width = TILE_WIDTH if index < full else size % TILE_WIDTH
-    return tile_path(TileCoord(ENTRIES, index, width))
+    return tile_path(TileCoord(ENTRIES, index)) if index < size // TILE_WIDTH else ""
