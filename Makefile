@@ -54,6 +54,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python bench/run.py --scale $(SCALE)
 	$(BIN)/python bench/service.py --mesas 30026
+	$(BIN)/python bench/site.py --mesas 30026
 	$(BIN)/python bench/scan.py --captures 2000 --work bench-scan
 
 clean:

@@ -22,7 +22,7 @@ def language_chooser(title: str, default: str) -> bytes:
         f'<html lang="{default}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n<link rel="icon" href="data:,">\n'
         f'<meta http-equiv="refresh" content="0; url={default}/index.html">\n'
-        f"<title>{escape(title)}</title>\n</head>\n<body>\n<main id=\"main\">\n<h1>{escape(title)}</h1>\n"
+        f'<title>{escape(title)}</title>\n</head>\n<body>\n<main id="main">\n<h1>{escape(title)}</h1>\n'
         f'<nav aria-label="{escape(locale(default).choose_language)}"><ul>\n{links}\n</ul></nav>\n'
         "</main>\n</body>\n</html>\n"
     ).encode()
