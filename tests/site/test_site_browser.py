@@ -205,3 +205,14 @@ def test_pages_read_without_javascript(
     page.goto(server.url + f"en/mesa/{MESA}.html")
     expect(page.locator("table.tickets tbody tr").first).to_be_visible()
     watched.assert_clean()
+
+
+def test_the_how_to_verify_page_gives_the_exact_command_for_this_site(
+    site: Path, static_server: Callable[[Path], StaticServer], new_page: Callable[..., Watched]
+) -> None:
+    server = static_server(site)
+    watched = new_page(viewport=DESKTOP)
+    watched.page.goto(server.url + "en/verify.html")
+    key = (site / "keys" / "authority.vkey").read_text().strip()
+    expect(watched.page.locator("code.verify-command").first).to_have_text(f"actas verify {server.url} --key {key}")
+    watched.assert_clean()

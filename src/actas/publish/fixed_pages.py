@@ -80,10 +80,10 @@ def _verify_body(site: SiteData, lang: str) -> str:
     return (
         f"<p>{escape(t.verify_page_intro)}</p>\n"
         f"<p>{escape(t.verify_key)}</p>\n<pre><code>{escape(key)}</code></pre>\n"
-        f"<ol>\n<li><p>{escape(t.verify_step_install)}</p><pre><code>python3 -m pip install actas</code></pre></li>\n"
+        f"<ol>\n<li><p>{escape(t.verify_step_install)}</p><pre><code>python3 -m pip install ./actas</code></pre></li>\n"
         f"<li><p>{escape(t.verify_step_run)}</p>"
         f'<pre><code class="verify-command">actas verify &lt;URL&gt; --key {escape(key)}</code></pre></li>\n'
         f"<li><p>{escape(t.verify_step_mirror)}</p>"
-        f"<pre><code>actas mirror-check &lt;URL&gt; --key {escape(key)}</code></pre></li>\n</ol>\n"
+        f'<pre><code class="verify-command">actas mirror-check &lt;URL&gt; --key {escape(key)}</code></pre></li>\n</ol>\n'
         f"<p>{escape(t.verify_one)}</p>\n"
     )

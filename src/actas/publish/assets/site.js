@@ -2,6 +2,11 @@
 // (which names its event stream in an X-Actas-Events header on /log/checkpoint), updates figures live.
 "use strict";
 (function () {
+  // The how-to-verify page: put this site's own address into the commands (without JavaScript: <URL>).
+  for (const code of document.querySelectorAll("code.verify-command")) {
+    const root = new URL("../", window.location.href).href;
+    code.textContent = code.textContent.replace("<URL>", root);
+  }
   const binding = document.querySelector("[data-checkpoint-url]");
   if (!binding) return;
   const latest = binding.querySelector(".latest");
