@@ -84,6 +84,7 @@ def _verify_body(site: SiteData, lang: str) -> str:
         f"<li><p>{escape(t.verify_step_run)}</p>"
         f'<pre><code class="verify-command">actas verify &lt;URL&gt; --key {escape(key)}</code></pre></li>\n'
         f"<li><p>{escape(t.verify_step_mirror)}</p>"
-        f'<pre><code class="verify-command">actas mirror-check &lt;URL&gt; --key {escape(key)}</code></pre></li>\n</ol>\n'
+        f'<pre><code class="verify-command">actas mirror-check &lt;URL&gt; --key {escape(key)}</code></pre>'
+        "</li>\n</ol>\n"
         f"<p>{escape(t.verify_one)}</p>\n"
     )
