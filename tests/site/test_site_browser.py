@@ -130,13 +130,13 @@ def test_one_altered_byte_in_the_entry_bundle_fails_verification_and_names_the_s
     width = TILE_WIDTH if index < size // TILE_WIDTH else size % TILE_WIDTH
     bundle = copy / "log" / tile_path(TileCoord(ENTRIES, index, width))
     data = bytearray(bundle.read_bytes())
-    # Skip to the acta's entry (uint16 length prefixes) and change one digit of its counts.
+    # Skip to the acta's entry (uint16 length prefixes) and change one character of its signature: the entry
+    # still parses and shows the same counts, but it is no longer the entry the signed tree holds.
     at = 0
     for _ in range(leaf % TILE_WIDTH):
         at += 2 + int.from_bytes(data[at : at + 2], "big")
-    entry_start = at + 2
-    offset = data.index(b'"null":', entry_start) + len(b'"null":')
-    data[offset] = ord("9") if data[offset] != ord("9") else ord("8")
+    offset = data.index(b'"sig":"', at + 2) + len(b'"sig":"')
+    data[offset] = ord("B") if data[offset] != ord("B") else ord("C")
     bundle.write_bytes(bytes(data))
     server = static_server(copy)
     watched = _verify(server.url + f"en/mesa/{MESA}.html", new_page)
@@ -216,3 +216,32 @@ def test_the_how_to_verify_page_gives_the_exact_command_for_this_site(
     key = (site / "keys" / "authority.vkey").read_text().strip()
     expect(watched.page.locator("code.verify-command").first).to_have_text(f"actas verify {server.url} --key {key}")
     watched.assert_clean()
+
+
+def test_verification_fails_when_the_page_shows_counts_other_than_the_logged_acta(
+    site: Path, tmp_path: Path, static_server: Callable[[Path], StaticServer], new_page: Callable[..., Watched]
+) -> None:
+    copy = tmp_path / "mirror"
+    shutil.copytree(site, copy)
+    page = copy / "en" / "mesa" / f"{MESA}.html"
+    html = page.read_text(encoding="utf-8")
+    cell = '<td class="num" data-count="null">'
+    start = html.index(cell) + len(cell)
+    shown = html[start : html.index("<", start)]
+    page.write_text(html[:start] + str(int(shown.replace(",", "")) + 100) + html[html.index("<", start) :])
+    server = static_server(copy)
+    watched = _verify(server.url + f"en/mesa/{MESA}.html", new_page)
+    result = watched.page.locator(".verify-result")
+    expect(result).to_have_attribute("data-failed-step", "entry")
+    failed = watched.page.locator(".verify-steps li[data-status=fail]")
+    assert failed.get_attribute("data-reason") == "page_mismatch"
+    expect(failed).to_contain_text("null")
+    watched.assert_clean()
+
+
+def test_the_mesa_page_prints_the_authority_key_the_check_trusts(site: Path) -> None:
+    key = (site / "keys" / "authority.vkey").read_text().strip()
+    for lang in ("es", "en", "pt"):
+        html = (site / lang / "mesa" / f"{MESA}.html").read_text(encoding="utf-8")
+        assert '<p class="authority-key">' in html
+        assert f"<code>{key}</code>" in html

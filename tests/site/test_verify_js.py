@@ -443,7 +443,7 @@ def test_every_key_the_script_uses_has_messages_and_every_message_is_used() -> N
 
 
 def test_script_is_plain_small_and_self_contained() -> None:
-    assert len(JS.splitlines()) <= 360
+    assert len(JS.splitlines()) <= 400
     for banned in ("console.", "innerHTML", "eval(", "new Function", "import ", "require(", "http://", "https://"):
         assert banned not in JS, banned
     # ES2020 at most: none of the later syntax or built-ins (private fields, logical assignment, .at(), …).

@@ -20,6 +20,11 @@ _EN: Final = {
     "step_enrollment": "Device enrollment",
     "checkpoint_ok": "signed by the election authority; the log holds {size} entries; root hash {root}",
     "entry_ok": "entry {leaf} is the acta of mesa {mesa}, contest {contest}; its leaf hash is {hash}",
+    "entry_ok_page": (
+        "entry {leaf} is the acta of mesa {mesa}, contest {contest}, with exactly the counts this page shows; "
+        "its leaf hash is {hash}"
+    ),
+    "page_mismatch": "this page shows {field} = {shown}, but the logged acta says {logged}",
     "inclusion_ok": "entry {leaf} is in the signed tree of {size} entries (proof of {length} hashes)",
     "signature_ok": "the acta is signed by device {device}",
     "enrollment_ok": "entry {leaf}: the authority enrolled device {device} for mesa {mesa}",
@@ -68,6 +73,11 @@ _ES: Final = {
     "step_enrollment": "Habilitación del dispositivo",
     "checkpoint_ok": "firmado por la autoridad electoral; el registro tiene {size} entradas; hash raíz {root}",
     "entry_ok": "la entrada {leaf} es el acta de la mesa {mesa}, elección {contest}; su hash de hoja es {hash}",
+    "entry_ok_page": (
+        "la entrada {leaf} es el acta de la mesa {mesa}, elección {contest}, con exactamente las cifras que "
+        "muestra esta página; su hash de hoja es {hash}"
+    ),
+    "page_mismatch": "esta página muestra {field} = {shown}, pero el acta registrada dice {logged}",
     "inclusion_ok": "la entrada {leaf} está en el árbol firmado de {size} entradas (prueba de {length} hashes)",
     "signature_ok": "el acta está firmada por el dispositivo {device}",
     "enrollment_ok": "entrada {leaf}: la autoridad habilitó el dispositivo {device} para la mesa {mesa}",
@@ -117,6 +127,11 @@ _PT: Final = {
     "step_enrollment": "Habilitação do dispositivo",
     "checkpoint_ok": "assinado pela autoridade eleitoral; o registro tem {size} entradas; hash raiz {root}",
     "entry_ok": "a entrada {leaf} é a ata da mesa {mesa}, cargo {contest}; seu hash de folha é {hash}",
+    "entry_ok_page": (
+        "a entrada {leaf} é a ata da mesa {mesa}, cargo {contest}, com exatamente os números que esta página "
+        "mostra; seu hash de folha é {hash}"
+    ),
+    "page_mismatch": "esta página mostra {field} = {shown}, mas a ata registrada diz {logged}",
     "inclusion_ok": "a entrada {leaf} está na árvore assinada de {size} entradas (prova de {length} hashes)",
     "signature_ok": "a ata foi assinada pelo dispositivo {device}",
     "enrollment_ok": "entrada {leaf}: a autoridade habilitou o dispositivo {device} para a mesa {mesa}",

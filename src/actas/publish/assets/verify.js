@@ -265,6 +265,17 @@
       const { mesa, contest } = ctx.acta.value;
       const found = { found_mesa: String(mesa), found_contest: String(contest) };
       check(mesa === d.mesa && contest === d.contest, "wrong_acta", { leaf: d.leaf, mesa, contest, ...found });
+      const shown = ctx.acta.value && pageCounts(ctx.section);
+      if (shown) {
+        // What passes must be what the page shows: every count on it against the logged acta.
+        for (const [field, cells] of Object.entries(shown)) {
+          const logged = [].concat(ctx.acta.value[field]);
+          const bad = cells.length !== logged.length ? 0 : cells.findIndex((n, i) => n !== logged[i]);
+          const where = cells.length > 1 ? `${field}[${bad + 1}]` : field;
+          check(bad < 0, "page_mismatch", { field: where, shown: String(cells[bad]), logged: String(logged[bad]) });
+        }
+        return ok("entry_ok_page", { leaf: d.leaf, mesa, contest, hash: hex(ctx.acta.hash) });
+      }
       return ok("entry_ok", { leaf: d.leaf, mesa, contest, hash: hex(ctx.acta.hash) });
     },
     async inclusion(ctx) {
@@ -299,6 +310,20 @@
     return text.replace(/\{(\w+)\}/g, (m, name) => (has(name) ? String(params[name]) : m));
   }
 
+  // The counts the page shows for this acta (cells marked data-count in the acta's section), as integers;
+  // null on a page that shows none (a bare verification page).
+  function pageCounts(section) {
+    const acta = section && section.closest("section.acta");
+    if (!acta) return null;
+    const counts = {};
+    for (const cell of acta.querySelectorAll("[data-count]")) {
+      const text = cell.textContent.replace(/[\s.,\u00a0\u202f']/g, "");
+      const value = /^-?[0-9]+$/.test(text) ? Number(text) : NaN;
+      (counts[cell.dataset.count] = counts[cell.dataset.count] || []).push(value);
+    }
+    return counts;
+  }
+
   async function run(section, button) {
     let data = parseJson(section.querySelector(".verify-data").textContent);
     data = data !== null && typeof data === "object" ? data : {}; // the first step reports bad_page_data
@@ -312,7 +337,7 @@
     steps.replaceChildren();
     result.textContent = "";
     for (const name of ["data-result", "data-failed-step"]) result.removeAttribute(name);
-    const ctx = { data };
+    const ctx = { data, section };
     let failed = null;
     for (const name of STEPS) {
       const li = document.createElement("li");
