@@ -23,7 +23,7 @@ from actas.core.note import add_signatures
 from actas.core.tiles import tile_path, tiles_for_size
 from actas.errors import StorageError
 from actas.publish.results import Results, compute_results, observed_images
-from actas.publish.site import Progress, SiteWriter, write_site
+from actas.publish.site import Progress, SiteWriter, file_sha256, write_site
 from actas.publish.site_data import attach_crosscheck, collect_site_data
 from actas.storage.blobs import FileBlobStore
 from actas.storage.files import write_durable
@@ -64,13 +64,15 @@ def publish_bundle(data: DataDir, out: Path, site: bool = True, progress: Progre
         _copy_immutable(writer, source, images[digest])
     for relative, chunks in results.iter_files():
         writer.put(relative, b"".join(chunks))
+    checkpoint_note = _with_cosignatures(data, results)
     if site:
         site_data = collect_site_data(results, logged_entries(data.log, checkpoint.size))
+        site_data.checkpoint_note = checkpoint_note
         if site_data.observed:
             attach_crosscheck(site_data, logged_entries(data.log, checkpoint.size))
         write_site(site_data, writer, images, progress)
     # The checkpoint goes last: a reader that sees it finds every file it commits to.
-    writer.put("log/checkpoint", _with_cosignatures(data, results))
+    writer.put("log/checkpoint", checkpoint_note)
     _write_manifest(data, out, writer, results)
     _remove_stale(out, writer)
     total = sum(writer.sizes.values())
@@ -78,10 +80,10 @@ def publish_bundle(data: DataDir, out: Path, site: bool = True, progress: Progre
 
 
 def _copy_immutable(writer: SiteWriter, source: Path, relative: str) -> None:
-    """Copy a file whose path fixes its content (a tile, an image named by its hash) unless it is there."""
+    """Copy a file whose path fixes its content (a tile, an image named by its hash) unless it is there intact."""
     target = writer.out / relative
     known = writer.previous.get(relative)
-    if known is not None and target.exists():
+    if known is not None and target.exists() and file_sha256(target) == known:  # altered copies are replaced
         writer.keep(relative, known, target.stat().st_size)
         return
     writer.put(relative, source.read_bytes())

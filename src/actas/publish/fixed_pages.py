@@ -62,15 +62,20 @@ def _data_body(site: SiteData, lang: str) -> str:
         f"{_link('../MANIFEST.note', 'MANIFEST.note')}</li>",
         f"<li>{escape(t.data_images)}</li>",
     ]
-    rows = "".join(
-        f'<tr><th scope="row"><code>{escape(name)}</code></th><td>{escape(meaning)}</td></tr>'
-        for name, meaning in csv_columns(election.contests[0], election.levels)
-    )
+    tables = []
+    for contest in election.contests:  # options and tickets differ by contest, and so do their columns
+        rows = "".join(
+            f'<tr><th scope="row"><code>{escape(name)}</code></th><td>{escape(meaning)}</td></tr>'
+            for name, meaning in csv_columns(contest, election.levels)
+        )
+        tables.append(
+            f"<h3>{escape(contest.name)} (<code>data/actas-{escape(contest.id)}.csv</code>)</h3>\n"
+            f'<div class="table-wrap"><table><thead><tr><th scope="col">{escape(t.column)}</th>'
+            f'<th scope="col">{escape(t.meaning)}</th></tr></thead><tbody>{rows}</tbody></table></div>\n'
+        )
     return (
         f"<p>{escape(t.data_intro)}</p>\n<ul>\n" + "\n".join(items) + "\n</ul>\n"
-        f"<h2>{escape(t.data_columns)}</h2>\n"
-        f'<div class="table-wrap"><table><thead><tr><th scope="col">{escape(t.column)}</th>'
-        f'<th scope="col">{escape(t.meaning)}</th></tr></thead><tbody>{rows}</tbody></table></div>\n'
+        f"<h2>{escape(t.data_columns)}</h2>\n" + "".join(tables)
     )
 
 

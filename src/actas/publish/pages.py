@@ -9,19 +9,23 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import jinja2
 from markupsafe import Markup, escape
 
+from actas.core.note import parse_note
 from actas.core.tiles import ENTRIES, TILE_WIDTH, TileCoord, tile_path
 from actas.publish import charts, treemap
 from actas.publish.locales import LANGUAGES, Locale, locale
 from actas.publish.site_data import TURNOUT_BINS, LoggedActa, MesaRecord, SiteData
 
+COSIGNATURE_SIZE = 72  # a tlog-cosignature after its key id: 8-byte timestamp and Ed25519 signature
 GREY = "#6b6b6b"  # areas with no acta yet in the treemap (4.5:1 on white)
-MAX_TABLE_MESAS = 5000
-MIN_TURNOUT_ACTAS = 20  # a last-level area lists its mesas; beyond this the search finds them
+MAX_TABLE_MESAS = 5000  # a last-level area lists its mesas; beyond this the search finds them
+MIN_TURNOUT_ACTAS = 20  # a distribution of fewer actas says nothing
+_INLINE_IMAGES = (".png", ".jpg", ".jpeg", ".gif", ".webp")  # browsers show these; PDF, TIFF, HEIC are linked
 
 
 def _environment() -> jinja2.Environment:
@@ -37,9 +41,9 @@ def _environment() -> jinja2.Environment:
 
 
 def script_json(value: object) -> Markup:
-    """JSON safe inside a <script type="application/json"> element (no '</' can end it early)."""
+    """JSON safe inside a <script type="application/json"> element: no '</script' or '<!--' can change its end."""
     text = json.dumps(value, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    return Markup(text.replace("</", "<\\/"))
+    return Markup(text.replace("&", "\\u0026").replace("<", "\\u003c").replace(">", "\\u003e"))
 
 
 @dataclass(frozen=True)
@@ -159,8 +163,25 @@ class PageRenderer:
             "contests": contests,
             "child_level": child_level,
             "json_href": f"data/areas/{code or 'national'}.json",
+            "checkpoint_line": self._checkpoint_line() if area is None else "",
         }
         return path, self._templates["area.html"].render(values).encode()
+
+    def _checkpoint_line(self) -> str:
+        """The national page (which changes with every entry anyway) names the checkpoint and its cosigning."""
+        t, results = self.t, self.site.results
+        cp = results.checkpoint
+        text = t.text("published_checkpoint", size=t.integer(cp.size), root=cp.root_hash.hex()[:16])
+        note = parse_note(self.site.checkpoint_note) if self.site.checkpoint_note else None
+        times = [
+            int.from_bytes(sig.signature[:8], "big")
+            for sig in (note.signatures if note else ())
+            if sig.name != cp.origin and len(sig.signature) == COSIGNATURE_SIZE
+        ]
+        if not times:
+            return f"{text} {t.not_cosigned}"
+        latest = datetime.fromtimestamp(max(times), tz=UTC).strftime("%Y-%m-%d %H:%M")
+        return f"{text} {t.text('cosigned', n=t.integer(len(times)), time=latest)}"
 
     def _contest_view(self, contest: int, area: int | None, children: list[int], ctx: PageContext) -> dict[str, Any]:
         t, election, site = self.t, self.election, self.site
@@ -190,7 +211,7 @@ class PageRenderer:
             ),
             "turnout": t.percent(cast, counted_registered),
             "leader": leader,
-            "copies": t.integer(site.copies(area)),
+            "copies": t.integer(site.copies(contest, area)),
             "options": options,
             "null": t.integer(int(totals["null"])),  # type: ignore[call-overload]
             "blank": t.integer(int(totals["blank"])),  # type: ignore[call-overload]
@@ -287,7 +308,7 @@ class PageRenderer:
                 acta = counted.entry.acta
                 turnout = t.percent(acta.null + acta.blank + sum(acta.options), acta.registered)
             check = mesa.checks.get(contest_id)
-            copies = t.text(f"crosscheck_{check.status}") if check is not None else t.integer(mesa.copies)
+            copies = t.text(f"crosscheck_{check.status}") if check is not None else t.integer(0)
             rows.append(
                 {
                     "id": mesa.id,
@@ -318,7 +339,13 @@ class PageRenderer:
             t.text("turnout_bin", low=f"{k * step}%", high=f"{(k + 1) * step}%", n=t.integer(n))
             for k, n in enumerate(counts)
         ]
-        return charts.histogram(counts, edges, title=t.turnout_chart, desc=t.turnout_chart_desc, bar_titles=titles)
+        svg = charts.histogram(counts, edges, title=t.turnout_chart, desc=t.turnout_chart_desc, bar_titles=titles)
+        rows = "".join(
+            f'<tr><th scope="row">{k * step}–{(k + 1) * step}%</th><td class="num">{t.integer(n)}</td></tr>'
+            for k, n in enumerate(counts)
+        )
+        head = f'<tr><th scope="col">{escape(t.turnout)}</th><th scope="col" class="num">{escape(t.mesas)}</th></tr>'
+        return svg + _as_table(t, head, rows)
 
     def _history_chart(self, contest: int) -> str:
         t, site = self.t, self.site
@@ -342,7 +369,7 @@ class PageRenderer:
         last = points[-1].size
         x_ticks = [(float(last * k // 4), t.integer(last * k // 4)) for k in range(5)]
         y_ticks = [(k / 4, t.fraction(k / 4, 0)) for k in range(5)]
-        return charts.line_chart(
+        svg = charts.line_chart(
             series,
             x_label=t.log_size,
             y_label=t.share,
@@ -351,6 +378,15 @@ class PageRenderer:
             x_ticks=x_ticks,
             y_ticks=y_ticks,
         )
+        head = "".join(f'<th scope="col" class="num">{escape(line.label)}</th>' for line in series)
+        head = f'<tr><th scope="col">{escape(t.log_size)}</th>{head}</tr>'
+        rows = "".join(
+            f'<tr><th scope="row">{t.integer(p.size)}</th>'
+            + "".join(f'<td class="num">{t.fraction(line.points[i][1])}</td>' for line in series)
+            + "</tr>"
+            for i, p in enumerate(points)
+        )
+        return svg + _as_table(t, head, rows)
 
     # -- mesa pages -----------------------------------------------------------------------------------------
 
@@ -362,7 +398,13 @@ class PageRenderer:
         values = self._base(path, f"{self.t.mesa} {mesa.id}", crumbs)
         place = " › ".join(self.election.areas[i].name for i in self.election.area_path(mesa.area))
         actas = [self._acta_view(mesa, c, ctx) for c in range(len(self.election.contests))]
-        values |= {"mesa_id": mesa.id, "place": place, "registered": self.t.integer(mesa.registered), "actas": actas}
+        values |= {
+            "mesa_id": mesa.id,
+            "place": place,
+            "registered": self.t.integer(mesa.registered),
+            "actas": actas,
+            "authority_key": str(self.site.results.authority),
+        }
         return path, self._templates["mesa.html"].render(values).encode()
 
     def _acta_view(self, mesa: MesaRecord, contest: int, ctx: PageContext) -> dict[str, Any]:
@@ -382,6 +424,7 @@ class PageRenderer:
                 {
                     "text": t.text("copy", leaf=t.integer(c.leaf), witness=_key_id(c.witness)),
                     "image": self.images.get(c.image, ""),
+                    "inline": self.images.get(c.image, "").endswith(_INLINE_IMAGES),
                 }
                 for c in check.copies
             ]
@@ -398,13 +441,14 @@ class PageRenderer:
             # Built here rather than looped in the template: these tables are most of the 90,000 mesa pages.
             "tickets": Markup(
                 "".join(
-                    f'<tr><th scope="row">{name}</th><td>{option}</td><td class="num">{t.integer(v)}</td></tr>'
+                    f'<tr><th scope="row">{name}</th><td>{option}</td>'
+                    f'<td class="num" data-count="tickets">{t.integer(v)}</td></tr>'
                     for (name, option), v in zip(self._ticket_cells[contest], acta.tickets, strict=False)
                 )
             ),
             "options": Markup(
                 "".join(
-                    f'<tr><th scope="row">{name}</th><td class="num">{t.integer(v)}</td></tr>'
+                    f'<tr><th scope="row">{name}</th><td class="num" data-count="options">{t.integer(v)}</td></tr>'
                     for name, v in zip(self._option_cells[contest], acta.options, strict=False)
                 )
             ),
@@ -454,6 +498,14 @@ class PageRenderer:
         values = self._base(path, heading, [(self.t.national, "index.html"), (heading, "")])
         values |= {"heading": heading, "body": Markup(body)}
         return path, self._templates["page.html"].render(values).encode()
+
+
+def _as_table(t: Locale, head: str, rows: str) -> str:
+    """A chart's figures as a table, folded away (for screen readers and anyone who wants the numbers)."""
+    return (
+        f'<details><summary>{escape(t.as_table)}</summary><div class="table-wrap"><table>'
+        f"<thead>{head}</thead><tbody>{rows}</tbody></table></div></details>"
+    )
 
 
 def _key_id(key: str) -> str:

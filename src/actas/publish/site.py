@@ -67,7 +67,7 @@ class SiteWriter:
         self.hashes[relative] = digest
         self.sizes[relative] = len(content)
         path = self.out / relative
-        if self.previous.get(relative) == digest and path.exists():
+        if self.previous.get(relative) == digest and _holds(path, content):
             return
         _replace(path, content)
         self.written += 1
@@ -85,10 +85,10 @@ class SiteWriter:
         os.close(fd)
         try:
             produce(Path(tmp))
-            digest = _file_sha256(Path(tmp))
+            digest = file_sha256(Path(tmp))
             self.hashes[relative] = digest
             self.sizes[relative] = os.path.getsize(tmp)
-            if self.previous.get(relative) == digest and path.exists():
+            if self.previous.get(relative) == digest and path.exists() and file_sha256(path) == digest:
                 return
             os.chmod(tmp, 0o644)
             os.replace(tmp, path)
@@ -96,6 +96,14 @@ class SiteWriter:
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
+
+
+def _holds(path: Path, content: bytes) -> bool:
+    """Whether the file on disk still holds exactly these bytes (it may have been altered since it was listed)."""
+    try:
+        return path.stat().st_size == len(content) and path.read_bytes() == content
+    except OSError:
+        return False
 
 
 def _replace(path: Path, content: bytes) -> None:
@@ -113,7 +121,7 @@ def _replace(path: Path, content: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
     hasher = hashlib.sha256()
     with path.open("rb") as handle:
         while chunk := handle.read(1 << 20):
@@ -235,9 +243,13 @@ def area_json_files(site: SiteData) -> Iterator[tuple[str, bytes]]:
             "area": "" if area is None else election.areas[area].code,
             "complete_at": last + 1 if last >= 0 else 0,
             "origin": election.origin,
-            "witness_copies": site.copies(area),
             "contests": [
-                {"contest": c.id, "options": [o.id for o in c.options], "totals": site.area_totals(i, area)}
+                {
+                    "contest": c.id,
+                    "options": [o.id for o in c.options],
+                    "totals": site.area_totals(i, area),
+                    "witness_copies": site.copies(i, area),
+                }
                 for i, c in enumerate(election.contests)
             ],
         }

@@ -56,7 +56,6 @@ class MesaRecord:
     registered: int
     actas: dict[str, list[LoggedActa]] = field(default_factory=dict)
     checks: dict[str, MesaCheck] = field(default_factory=dict)
-    copies: int = 0  # witness copies logged for this mesa
     last_leaf: int = -1  # the last log entry that changes this mesa's page
 
 
@@ -76,12 +75,13 @@ class SiteData:
     results: Results
     mesas: list[MesaRecord]
     area_last: array[int]  # per area, the last log entry that changes its page
-    area_copies: array[int]  # per area, witness copies received (descendants included)
+    area_copies: list[array[int]]  # per contest, per area: witness copies counted (descendants included)
     turnout: list[array[int]]  # per contest: TURNOUT_BINS counts per area (descendants included)
     history: list[HistoryPoint]
     expected_mesas: array[int]
     expected_registered: array[int]
     observed: bool  # whether any witness copy is logged (the cross-check runs only then)
+    checkpoint_note: bytes = b""  # the published checkpoint with the witnesses' cosignatures
 
     @property
     def election(self) -> Election:
@@ -110,11 +110,12 @@ class SiteData:
         areas = [i for i, a in enumerate(self.election.areas) if a.parent < 0] if area is None else [area]
         return [sum(bins[i * TURNOUT_BINS + b] for i in areas) for b in range(TURNOUT_BINS)]
 
-    def copies(self, area: int | None) -> int:
-        """Witness copies received in an area or the nation."""
+    def copies(self, contest: int, area: int | None) -> int:
+        """Witness copies of a contest's actas counted in an area or the nation (by the cross-check)."""
+        counts = self.area_copies[contest]
         if area is None:
-            return sum(self.area_copies[i] for i, a in enumerate(self.election.areas) if a.parent < 0)
-        return self.area_copies[area]
+            return sum(counts[i] for i, a in enumerate(self.election.areas) if a.parent < 0)
+        return counts[area]
 
 
 class _Enrollments:
@@ -148,7 +149,6 @@ def collect_site_data(results: Results, entries: Iterable[bytes]) -> SiteData:
     ]
     areas = len(election.areas)
     last = array("q", [-1] * areas)
-    copies = array("q", bytes(8 * areas))
     turnout = [array("q", bytes(8 * areas * TURNOUT_BINS)) for _ in election.contests]
     enrollments = _Enrollments()
     counted: set[tuple[str, str]] = set()
@@ -174,17 +174,16 @@ def collect_site_data(results: Results, entries: Iterable[bytes]) -> SiteData:
             observed = True
             index = election.mesa_index(entry.mesa)
             if index is not None:
-                mesas[index].copies += 1
                 mesas[index].last_leaf = leaf
-                copies[mesas[index].area] += 1
         if marks and leaf + 1 == marks[0]:
             marks.pop(0)
             history.append(_history_point(leaf + 1, running))
     for mesa in mesas:
         if mesa.last_leaf > last[mesa.area]:
             last[mesa.area] = mesa.last_leaf
-    _roll_up(election, last, copies, turnout)
+    _roll_up(election, last, turnout)
     expected_mesas, expected_registered = expected_per_area(election)
+    copies = [array("q", bytes(8 * areas)) for _ in election.contests]  # filled by attach_crosscheck
     return SiteData(results, mesas, last, copies, turnout, history, expected_mesas, expected_registered, observed)
 
 
@@ -192,10 +191,17 @@ def attach_crosscheck(site: SiteData, entries: Iterable[bytes]) -> None:
     """Add the cross-check verdict of every mesa with a witness copy (run only when copies were logged)."""
     report = crosscheck(site.election, entries)
     by_id = {m.id: m for m in site.mesas}
+    contests = {c.id: i for i, c in enumerate(site.election.contests)}
     for check in report.checks:
         mesa = by_id.get(check.mesa)
         if mesa is not None and check.copies:
             mesa.checks[check.contest] = check
+            site.area_copies[contests[check.contest]][mesa.area] += len(check.copies)
+    for counts in site.area_copies:
+        for index in range(len(site.election.areas) - 1, -1, -1):
+            parent = site.election.areas[index].parent
+            if parent >= 0:
+                counts[parent] += counts[index]
 
 
 def _add_acta(
@@ -250,7 +256,7 @@ def _history_point(size: int, running: list[Tally]) -> HistoryPoint:
     return HistoryPoint(size, tuple(n[0] for n in nationals), tuple(tuple(n[4:]) for n in nationals))
 
 
-def _roll_up(election: Election, last: array[int], copies: array[int], turnout: list[array[int]]) -> None:
+def _roll_up(election: Election, last: array[int], turnout: list[array[int]]) -> None:
     """Descendants into ancestors (areas are in pre-order, so one backward pass)."""
     for index in range(len(election.areas) - 1, -1, -1):
         parent = election.areas[index].parent
@@ -258,7 +264,6 @@ def _roll_up(election: Election, last: array[int], copies: array[int], turnout: 
             continue
         if last[index] > last[parent]:
             last[parent] = last[index]
-        copies[parent] += copies[index]
         for bins in turnout:
             src, dst = index * TURNOUT_BINS, parent * TURNOUT_BINS
             for b in range(TURNOUT_BINS):

@@ -11,7 +11,7 @@ import mimetypes
 from pathlib import Path
 
 from fastapi import FastAPI
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, RedirectResponse, Response
 
 from actas.errors import NotFoundError
 
@@ -37,10 +37,20 @@ def site_file(root: Path, path: str) -> Path:
         raise NotFoundError(f"/{path}: no such file")
     target = root.joinpath(*parts)
     if target.is_dir():
+        if path and not path.endswith("/"):
+            raise _Redirect(f"/{path}/")  # relative links of the directory's index resolve from the directory
         target = target / "index.html"
     if not target.is_file() or not target.resolve().is_relative_to(root.resolve()):
         raise NotFoundError(f"/{path}: no such file")
     return target
+
+
+class _Redirect(Exception):
+    """A directory asked for without its trailing slash."""
+
+    def __init__(self, location: str) -> None:
+        super().__init__(location)
+        self.location = location
 
 
 def media_type(path: Path) -> str:
@@ -61,7 +71,10 @@ def cache_control(path: str) -> str:
 def mount_site(app: FastAPI, root: Path) -> None:
     """Answer every GET that no service route takes with the site's file."""
 
-    @app.get("/{path:path}", include_in_schema=False)
-    async def site(path: str) -> FileResponse:
-        target = site_file(root, path)
+    @app.api_route("/{path:path}", methods=["GET", "HEAD"], include_in_schema=False)
+    async def site(path: str) -> Response:
+        try:
+            target = site_file(root, path)
+        except _Redirect as redirect:
+            return RedirectResponse(redirect.location, status_code=301, headers={"Cache-Control": SHORT})
         return FileResponse(target, media_type=media_type(target), headers={"Cache-Control": cache_control(path)})

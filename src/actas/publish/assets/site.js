@@ -24,15 +24,22 @@
     return (part / whole).toLocaleString(document.documentElement.lang, { style: "percent", minimumFractionDigits: 1, maximumFractionDigits: 1 });
   }
 
+  let wanted = 0; // the newest checkpoint asked for: an older answer arriving late is dropped
+
   async function refresh(size) {
+    if (size <= wanted) return;
+    wanted = size;
+    const lang = document.documentElement.lang;
+    const updates = [];
     for (const section of document.querySelectorAll("section.contest[data-contest]")) {
       const contest = section.getAttribute("data-contest");
       const url = "/v1/results?area=" + encodeURIComponent(area) + "&contest=" + encodeURIComponent(contest);
       const response = await fetch(url, { cache: "no-store" });
       if (!response.ok) return;
-      const body = await response.json();
-      const totals = body.area;
-      const lang = document.documentElement.lang;
+      updates.push([section, (await response.json()).area]);
+    }
+    if (size !== wanted) return;
+    for (const [section, totals] of updates) {
       const set = (name, value) => {
         const cell = section.querySelector('[data-field="' + name + '"]');
         if (cell) cell.textContent = value;
@@ -46,6 +53,9 @@
       set("blank", totals.blank.toLocaleString(lang));
       set("cast", totals.cast.toLocaleString(lang));
       set("turnout", percent(totals.cast, totals.registered_counted));
+      const names = Array.from(section.querySelectorAll("table.options tbody th"), (th) => th.textContent);
+      const best = totals.votes.reduce((top, v, i) => (v > totals.votes[top] ? i : top), 0);
+      if (valid > 0 && names[best]) set("leader", names[best]);
       const coverage = section.querySelector('[data-field="coverage"]');
       if (coverage && coverage.getAttribute("data-template")) {
         coverage.textContent = coverage.getAttribute("data-template")
@@ -53,7 +63,13 @@
           .replace("{expected}", totals.mesas.toLocaleString(lang))
           .replace("{pct}", percent(totals.actas, totals.mesas));
       }
+      const bars = section.querySelector(".chart.bars");
+      if (bars) bars.hidden = true; // drawn from the published figures; the table above it is live
     }
+    const asOf = binding.querySelector(".as-of");
+    if (asOf) asOf.hidden = true;
+    const note = document.querySelector(".live-note");
+    if (note) note.hidden = false;
     if (latest) latest.textContent = fill(latest.getAttribute("data-live-template"), size);
   }
 
