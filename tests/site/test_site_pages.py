@@ -138,3 +138,13 @@ def test_republishing_repairs_a_file_altered_on_disk(two: tuple[DataDir, Electio
     assert page.read_bytes() == original
     assert tile.read_bytes() == tile_bytes
     assert summary.written == 2
+
+
+def test_the_data_page_documents_every_contests_columns_in_its_language(two: tuple[DataDir, Election, Path]) -> None:
+    _, _, site = two
+    spanish = (site / "es" / "data.html").read_text(encoding="utf-8")
+    assert spanish.count("Votos en la posición 1 de la boleta") == 2  # presidente and gobernador
+    assert "data/actas-gobernador.csv" in spanish
+    assert "Leaf index" not in spanish
+    portuguese = (site / "pt" / "data.html").read_text(encoding="utf-8")
+    assert "Votos na posição 1 da cédula" in portuguese

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from markupsafe import escape
 
 from actas.publish.locales import LANGUAGES, locale
-from actas.publish.open_data import csv_columns
+from actas.publish.open_data import COLUMN_TEXTS, csv_columns
 from actas.publish.site_data import SiteData
 
 
@@ -62,11 +62,12 @@ def _data_body(site: SiteData, lang: str) -> str:
         f"{_link('../MANIFEST.note', 'MANIFEST.note')}</li>",
         f"<li>{escape(t.data_images)}</li>",
     ]
+    texts = {key: t.strings["col_" + key] for key in COLUMN_TEXTS}
     tables = []
     for contest in election.contests:  # options and tickets differ by contest, and so do their columns
         rows = "".join(
             f'<tr><th scope="row"><code>{escape(name)}</code></th><td>{escape(meaning)}</td></tr>'
-            for name, meaning in csv_columns(contest, election.levels)
+            for name, meaning in csv_columns(contest, election.levels, texts)
         )
         tables.append(
             f"<h3>{escape(contest.name)} (<code>data/actas-{escape(contest.id)}.csv</code>)</h3>\n"

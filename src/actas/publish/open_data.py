@@ -12,7 +12,7 @@ import contextlib
 import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
 from pathlib import Path
@@ -156,48 +156,58 @@ def _level_columns(contest: Contest, levels: Sequence[str]) -> list[str]:
     return names
 
 
-def csv_columns(contest: Contest, levels: Sequence[str]) -> list[tuple[str, str]]:
-    """The columns of a contest's open-data files, in order, each with a one-line description."""
+# Column descriptions, in English; the site passes its language's (locales/*.json, keys "col_<kind>").
+COLUMN_TEXTS: Mapping[str, str] = {
+    "leaf": "Leaf index of the acta's entry in the log (0 is the first entry)",
+    "mesa": "Mesa id, as written in the acta entry and the election definition",
+    "contest": "Contest id: {id} ({name})",
+    "level_top": "Code of the {level} (the top level of the geography) the mesa belongs to",
+    "level": "Code of the {level} (level {n} of the geography) the mesa belongs to",
+    "registered": "Registered voters as stated on the acta (not the definition's figure)",
+    "option": "Votes for option {id} ({name}) as stated on the acta",
+    "null": "Null (spoilt) ballots",
+    "blank": "Blank ballots",
+    "cast": "Ballots cast: null + blank + the sum of the option columns (computed, not on the acta)",
+    "ticket": "Votes on ballot position {n}, ticket {id} ({name}), counting for option {option}",
+    "counted": "true if this acta is the one counted for its mesa and contest, false otherwise",
+    "status": "counted; conflict (a later, different acta for a mesa that already has one: not counted); "
+    "rule-error (breaks a rule of severity error: not counted)",
+    "findings": "Ids of the rules the acta breaks, errors and warnings, joined with ';' (empty: none)",
+    "device": "Verifier key string of the device that signed the acta; in the CSV a ' is put before one that "
+    "starts with = + - @ or ' (spreadsheet formula guard)",
+    "entry_sha256": "SHA-256 of the exact bytes of the log entry, lower-case hex",
+}
+
+
+def _fill(template: str, **values: object) -> str:
+    for name, value in values.items():
+        template = template.replace("{" + name + "}", str(value))
+    return template
+
+
+def csv_columns(
+    contest: Contest, levels: Sequence[str], texts: Mapping[str, str] = COLUMN_TEXTS
+) -> list[tuple[str, str]]:
+    """The columns of a contest's open-data files, in order, each with a one-line description (in ``texts``)."""
     columns = [
-        ("leaf", "Leaf index of the acta's entry in the log (0 is the first entry)"),
-        ("mesa", "Mesa id, as written in the acta entry and the election definition"),
-        ("contest", f"Contest id: {contest.id} ({contest.name})"),
+        ("leaf", texts["leaf"]),
+        ("mesa", texts["mesa"]),
+        ("contest", _fill(texts["contest"], id=contest.id, name=contest.name)),
     ]
     for i, (name, level) in enumerate(zip(_level_columns(contest, levels), levels, strict=True)):
-        where = "the top level" if i == 0 else f"level {i + 1}"
-        columns.append((name, f"Code of the {level} ({where} of the geography) the mesa belongs to"))
-    columns.append(("registered", "Registered voters as stated on the acta (not the definition's figure)"))
-    columns.extend(
-        (f"option:{o.id}", f"Votes for option {o.id} ({o.name}) as stated on the acta") for o in contest.options
-    )
-    columns.append(("null", "Null (spoilt) ballots"))
-    columns.append(("blank", "Blank ballots"))
-    columns.append(("cast", "Ballots cast: null + blank + the sum of the option columns (computed, not on the acta)"))
+        template = texts["level_top"] if i == 0 else texts["level"]
+        columns.append((name, _fill(template, level=level, n=i + 1)))
+    columns.append(("registered", texts["registered"]))
+    columns.extend((f"option:{o.id}", _fill(texts["option"], id=o.id, name=o.name)) for o in contest.options)
+    columns += [("null", texts["null"]), ("blank", texts["blank"]), ("cast", texts["cast"])]
     columns.extend(
         (
             f"ticket:{t.id}",
-            f"Votes on ballot position {i + 1}, ticket {t.id} ({t.name}), counting for option "
-            f"{contest.options[t.option].id}",
+            _fill(texts["ticket"], n=i + 1, id=t.id, name=t.name, option=contest.options[t.option].id),
         )
         for i, t in enumerate(contest.tickets)
     )
-    columns.append(("counted", "true if this acta is the one counted for its mesa and contest, false otherwise"))
-    columns.append(
-        (
-            "status",
-            "counted; conflict (a later, different acta for a mesa that already has one: not counted); "
-            "rule-error (breaks a rule of severity error: not counted)",
-        )
-    )
-    columns.append(("findings", "Ids of the rules the acta breaks, errors and warnings, joined with ';' (empty: none)"))
-    columns.append(
-        (
-            "device",
-            "Verifier key string of the device that signed the acta; in the CSV a ' is put before one that starts "
-            "with = + - @ or ' (spreadsheet formula guard)",
-        )
-    )
-    columns.append(("entry_sha256", "SHA-256 of the exact bytes of the log entry, lower-case hex"))
+    columns += [(key, texts[key]) for key in ("counted", "status", "findings", "device", "entry_sha256")]
     return columns
 
 
