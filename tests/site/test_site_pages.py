@@ -148,3 +148,12 @@ def test_the_data_page_documents_every_contests_columns_in_its_language(two: tup
     assert "Leaf index" not in spanish
     portuguese = (site / "pt" / "data.html").read_text(encoding="utf-8")
     assert "Votos na posição 1 da cédula" in portuguese
+
+
+def test_every_page_has_the_policy_and_every_table_a_caption(two: tuple[DataDir, Election, Path]) -> None:
+    _, _, site = two
+    pages = [site / "index.html", *sorted(site.glob("*/*.html")), *sorted(site.glob("*/area/*.html"))]
+    for page in pages:
+        html = page.read_text(encoding="utf-8")
+        assert 'http-equiv="Content-Security-Policy"' in html, page
+        assert html.count("<table") == html.count("<caption>"), page

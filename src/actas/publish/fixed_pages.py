@@ -10,6 +10,8 @@ from actas.publish.locales import LANGUAGES, locale
 from actas.publish.open_data import COLUMN_TEXTS, csv_columns
 from actas.publish.site_data import SiteData
 
+CSP = "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; base-uri 'none'"
+
 
 def language_chooser(title: str, default: str) -> bytes:
     """The root index.html: links to each language and a refresh to the default one (no JavaScript needed)."""
@@ -21,6 +23,7 @@ def language_chooser(title: str, default: str) -> bytes:
         "<!doctype html>\n"
         f'<html lang="{default}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n<link rel="icon" href="data:,">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
         f'<meta http-equiv="refresh" content="0; url={default}/index.html">\n'
         f'<title>{escape(title)}</title>\n</head>\n<body>\n<main id="main">\n<h1>{escape(title)}</h1>\n'
         f'<nav aria-label="{escape(locale(default).choose_language)}"><ul>\n{links}\n</ul></nav>\n'
@@ -71,7 +74,8 @@ def _data_body(site: SiteData, lang: str) -> str:
         )
         tables.append(
             f"<h3>{escape(contest.name)} (<code>data/actas-{escape(contest.id)}.csv</code>)</h3>\n"
-            f'<div class="table-wrap"><table><thead><tr><th scope="col">{escape(t.column)}</th>'
+            f'<div class="table-wrap"><table><caption>{escape(t.data_columns)}: {escape(contest.name)}</caption>'
+            f'<thead><tr><th scope="col">{escape(t.column)}</th>'
             f'<th scope="col">{escape(t.meaning)}</th></tr></thead><tbody>{rows}</tbody></table></div>\n'
         )
     return (

@@ -345,7 +345,7 @@ class PageRenderer:
             for k, n in enumerate(counts)
         )
         head = f'<tr><th scope="col">{escape(t.turnout)}</th><th scope="col" class="num">{escape(t.mesas)}</th></tr>'
-        return svg + _as_table(t, head, rows)
+        return svg + _as_table(t, t.turnout_chart, head, rows)
 
     def _history_chart(self, contest: int) -> str:
         t, site = self.t, self.site
@@ -386,7 +386,7 @@ class PageRenderer:
             + "</tr>"
             for i, p in enumerate(points)
         )
-        return svg + _as_table(t, head, rows)
+        return svg + _as_table(t, t.history_chart, head, rows)
 
     # -- mesa pages -----------------------------------------------------------------------------------------
 
@@ -500,11 +500,11 @@ class PageRenderer:
         return path, self._templates["page.html"].render(values).encode()
 
 
-def _as_table(t: Locale, head: str, rows: str) -> str:
+def _as_table(t: Locale, caption: str, head: str, rows: str) -> str:
     """A chart's figures as a table, folded away (for screen readers and anyone who wants the numbers)."""
     return (
         f'<details><summary>{escape(t.as_table)}</summary><div class="table-wrap"><table>'
-        f"<thead>{head}</thead><tbody>{rows}</tbody></table></div></details>"
+        f"<caption>{escape(caption)}</caption><thead>{head}</thead><tbody>{rows}</tbody></table></div></details>"
     )
 
 
