@@ -9,9 +9,7 @@ This is the only module that imports pyarrow.
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice
@@ -25,6 +23,7 @@ import pyarrow.parquet as pq  # type: ignore[import-untyped]
 from actas.core.definition import CODE_PATTERN, ID_PATTERN, NOT_DOTS
 from actas.core.election import Contest
 from actas.errors import MalformedError
+from actas.storage.files import replacing
 
 __all__ = [
     "BATCH_ROWS",
@@ -249,24 +248,6 @@ def _batches(rows: Iterable[ActaRow]) -> Iterator[list[ActaRow]]:
         yield batch
 
 
-@contextlib.contextmanager
-def _replacing(path: Path) -> Iterator[BinaryIO]:
-    """A temporary file beside ``path``, synced and renamed onto it only if the block succeeds."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes it private; a published file is world-readable
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-
-
 def _guard(text: str) -> str:
     """Put a ``'`` before free text a spreadsheet would run as a formula (and before a leading ``'``)."""
     return "'" + text if text[:1] in FORMULA_START else text
@@ -365,10 +346,10 @@ def _write(
     with contextlib.ExitStack() as stack:
         sinks: list[_Sink] = []
         if csv_path is not None:
-            sinks.append(_csv_sink(stack.enter_context(_replacing(csv_path)), contest, levels))
+            sinks.append(_csv_sink(stack.enter_context(replacing(csv_path)), contest, levels))
         if parquet_path is not None:
             sinks.append(
-                stack.enter_context(_parquet_sink(stack.enter_context(_replacing(parquet_path)), contest, levels))
+                stack.enter_context(_parquet_sink(stack.enter_context(replacing(parquet_path)), contest, levels))
             )
         for batch in _batches(rows):
             casts = [check(row) for row in batch]

@@ -5,8 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 
 def write_durable(path: Path, data: bytes) -> None:
@@ -15,7 +16,15 @@ def write_durable(path: Path, data: bytes) -> None:
 
 
 def write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
-    """Write content produced piece by piece through a temporary file, fsync it, then rename into place.
+    """Write content produced piece by piece through a temporary file, fsync it, then rename into place."""
+    with replacing(path) as handle:
+        for chunk in chunks:
+            handle.write(chunk)
+
+
+@contextlib.contextmanager
+def replacing(path: Path) -> Iterator[BinaryIO]:
+    """A temporary file beside ``path``, fsynced and renamed onto it (mode 644) only if the block succeeds.
 
     The temporary file's name is unique, so two writers of one path (a sequencer that lost its lock and the
     one that took over) never write into each other's file: the last rename wins with a whole file.
@@ -24,11 +33,10 @@ def write_chunks(path: Path, chunks: Iterable[bytes]) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
-            for chunk in chunks:
-                handle.write(chunk)
+            yield handle
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
+        os.chmod(tmp, 0o644)  # mkstemp makes it private; a published file is world-readable
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
