@@ -20,7 +20,6 @@ from actas.publish.charts import (
     Bar,
     Series,
     bar_chart,
-    bin_counts,
     contrast_ratio,
     fit_text,
     histogram,
@@ -203,40 +202,6 @@ def test_bar_rejects_bad_share_or_colour(share: float, colour: str) -> None:
 
 
 # -- histogram ------------------------------------------------------------------------------------------------
-
-
-def test_bin_counts_counts_and_clamps() -> None:
-    assert bin_counts([0.0, 0.1, 0.5, 0.99, 1.0], 4, 0.0, 1.0) == [2, 0, 1, 2]
-    assert bin_counts([-5.0, 7.0, -math.inf, math.inf], 2, 0.0, 1.0) == [2, 2]
-    assert bin_counts([], 3, 0.0, 1.0) == [0, 0, 0]
-
-
-@given(st.lists(st.floats(allow_nan=False)), st.integers(1, 50), st.floats(-1e6, 1e6), st.floats(1e-3, 1e6))
-def test_bin_counts_keeps_every_value_in_its_bin(values: list[float], bins: int, low: float, span: float) -> None:
-    high = low + span
-    counts = bin_counts(values, bins, low, high)
-    assert len(counts) == bins
-    assert sum(counts) == len(values)
-    for value in values:
-        alone = bin_counts([value], bins, low, high)
-        k = alone.index(1)
-        if value <= low:
-            assert k == 0
-        elif value >= high:
-            assert k == bins - 1
-        else:  # inside its bin's bounds, allowing for floating-point rounding at the edges
-            assert low + span * k / bins - 1e-9 * span <= value <= low + span * (k + 1) / bins + 1e-9 * span
-
-
-@pytest.mark.parametrize(("bins", "low", "high"), [(0, 0.0, 1.0), (3, 1.0, 1.0), (3, 0.0, math.inf)])
-def test_bin_counts_rejects_bad_bins(bins: int, low: float, high: float) -> None:
-    with pytest.raises(MalformedError):
-        bin_counts([0.5], bins, low, high)
-
-
-def test_bin_counts_rejects_nan() -> None:
-    with pytest.raises(MalformedError):
-        bin_counts([math.nan], 3, 0.0, 1.0)
 
 
 def turnout(counts: list[int]) -> str:

@@ -11,7 +11,7 @@ import colorsys
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actas.errors import MalformedError
@@ -182,20 +182,6 @@ def bar_chart(bars: Sequence[Bar], title: str, desc: str, *, ident: str = "") ->
         )
     body = f'<g fill="currentColor" font-size="{FONT}">{"".join(parts)}</g>'
     return svg_document("bar", (WIDTH, max(len(bars) * row - 8, 1)), title, desc, body, ident)
-
-
-def bin_counts(values: Iterable[float], bins: int, low: float, high: float) -> list[int]:
-    """Count values in ``bins`` equal bins over [low, high]; values outside go to the first or last bin."""
-    if bins < 1 or not (math.isfinite(low) and math.isfinite(high) and low < high):
-        raise MalformedError(f"bin_counts: need bins ≥ 1 and finite low < high, got {bins}, {low}, {high}")
-    counts = [0] * bins
-    span = high - low
-    for value in values:
-        if math.isnan(value):
-            raise MalformedError("bin_counts: a value is NaN")
-        clamped = min(max(value, low), high)  # also brings infinities into range
-        counts[min(math.floor((clamped - low) / span * bins), bins - 1)] += 1
-    return counts
 
 
 def _y_axis(ticks: Sequence[tuple[float, str]], y_max: float, plot: tuple[float, float, float, float]) -> str:

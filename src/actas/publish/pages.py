@@ -22,7 +22,6 @@ from actas.publish.locales import LANGUAGES, Locale, locale
 from actas.publish.site_data import TURNOUT_BINS, LoggedActa, MesaRecord, SiteData
 
 COSIGNATURE_SIZE = 72  # a tlog-cosignature after its key id: 8-byte timestamp and Ed25519 signature
-GREY = "#6b6b6b"  # areas with no acta yet in the treemap (4.5:1 on white)
 MAX_TABLE_MESAS = 5000  # a last-level area lists its mesas; beyond this the search finds them
 MIN_TURNOUT_ACTAS = 20  # a distribution of fewer actas says nothing
 _INLINE_IMAGES = (".png", ".jpg", ".jpeg", ".gif", ".webp")  # browsers show these; PDF, TIFF, HEIC are linked
@@ -132,7 +131,7 @@ class PageRenderer:
 
     def _leader(self, contest: int, votes: Sequence[int]) -> tuple[str, str]:
         if not votes or max(votes) == 0:
-            return self.t.none_yet, GREY
+            return self.t.none_yet, charts.NEUTRAL
         best = max(range(len(votes)), key=lambda i: (votes[i], -i))
         return self.election.contests[contest].options[best].name, self.colours[contest][best]
 
@@ -363,7 +362,9 @@ class PageRenderer:
             series.append(charts.Series(option.name, self.colours[contest][k], line))
         series.append(
             charts.Series(
-                t.coverage, GREY, [(float(p.size), p.actas[contest] / expected if expected else 0.0) for p in points]
+                t.coverage,
+                charts.NEUTRAL,
+                [(float(p.size), p.actas[contest] / expected if expected else 0.0) for p in points],
             )
         )
         last = points[-1].size

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from actas.core.acta import Finding, check_rules, errors_of
 from actas.core.crosscheck import MesaCheck, crosscheck
-from actas.core.election import Contest, Election
+from actas.core.election import Election
 from actas.core.entries import ActaEntry, EnrollEntry, ObservationEntry, ParsedEntry, parse_entry, signature_valid
 from actas.core.keys import Verifier
 from actas.core.tally import Tally, area_value, expected_per_area
@@ -268,9 +268,3 @@ def _roll_up(election: Election, last: array[int], turnout: list[array[int]]) ->
             src, dst = index * TURNOUT_BINS, parent * TURNOUT_BINS
             for b in range(TURNOUT_BINS):
                 bins[dst + b] += bins[src + b]
-
-
-def contest_shares(contest: Contest, votes: list[int]) -> list[float]:
-    """Each option's share of the votes for options (0 when there are none)."""
-    total = sum(votes)
-    return [v / total if total else 0.0 for v in votes] if len(votes) == len(contest.options) else []
