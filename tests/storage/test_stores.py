@@ -13,6 +13,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from actas.core.keys import Signer
+from actas.core.receipt import sign_batch
 from actas.errors import StorageError
 from actas.storage.base import LogStore, NewEntry, Stored, Submission, SubmissionStore
 from actas.storage.memory import MemoryLogStore
@@ -202,3 +204,26 @@ def test_cosignatures_one_per_witness_and_checkpoint(store: SubmissionStore) -> 
     assert store.cosignatures(5, root) == ["— w1 CCCC", "— w2 AAAA"]
     assert store.cosignatures(5, other) == ["— w1 DDDD"]
     assert store.cosignatures(6, root) == []
+
+
+def test_a_receipt_batch_is_stored_with_its_new_submissions(store: SubmissionStore) -> None:
+    """submit() keeps the signed batch with what it stores; a resend later names the batch it was first stored in."""
+    signer = Signer.from_seed("results.example.org/stores", b"\x03" * 32)
+    a, b, c = submission(b"a", 100), submission(b"b", 100, mesa="m2"), submission(b"c", 200, mesa="m3")
+    first = sign_batch([a.entry.entry_hash, b.entry.entry_hash], 100, signer)
+    stored = store.submit([a, b, a], first)
+    assert [(s.new, s.received) for s in stored] == [(True, 100), (True, 100), (False, 100)]
+    batch_id = stored[0].batch
+    assert batch_id is not None
+    assert {s.batch for s in stored} == {batch_id}
+    assert store.receipt_batch(batch_id) == first
+    # Only resends: nothing new to promise, so no batch is kept, and each names the batch it was first stored in.
+    again = store.submit([submission(b"b", 300, mesa="m2")], sign_batch([b.entry.entry_hash], 300, signer))
+    assert again == [Stored(100, False, batch_id)]
+    later = store.submit([c, submission(b"a", 200)], sign_batch([c.entry.entry_hash, a.entry.entry_hash], 200, signer))
+    assert later[0].new
+    assert later[0].batch not in (None, batch_id)
+    assert later[1] == Stored(100, False, batch_id)
+    assert store.receipt_batch(later[0].batch or 0).leaves == (c.entry.entry_hash, a.entry.entry_hash)
+    with pytest.raises(StorageError):
+        store.receipt_batch(10_000)

@@ -214,8 +214,8 @@ def _check_hash(value: bytes, what: str) -> None:
         raise ProofError(f"{what}: expected {HASH_SIZE} bytes, got {len(value)}")
 
 
-def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
-    """Check that leaf hash is at index in the tree of size leaves with root; raise ProofError if not."""
+def inclusion_root(leaf: bytes, index: int, size: int, proof: Sequence[bytes]) -> bytes:
+    """The root that leaf hash, at index in a tree of size leaves, leads to through proof; ProofError if malformed."""
     _check_size(size, "size")
     _check_size(index, "index")
     if index >= size:
@@ -242,7 +242,12 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
         sn >>= 1
     if sn != 0:
         raise ProofError(f"inclusion proof too short: {len(proof)} hashes")
-    if r != root:
+    return r
+
+
+def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes], root: bytes) -> None:
+    """Check that leaf hash is at index in the tree of size leaves with root; raise ProofError if not."""
+    if inclusion_root(leaf, index, size, proof) != root:
         raise ProofError("inclusion proof does not lead to the root")
 
 

@@ -241,7 +241,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         if count > 1:
             runtime.address_limiter.check(_client(request), count - 1)  # a batch costs one token per line
         lines = [line.removesuffix(b"\r") for line in body.split(b"\n")[:count]]
-        checked, presigned = await run_in_threadpool(runtime.ingest.check_many, lines)
+        checked = await run_in_threadpool(runtime.ingest.check_many, lines)
         leaves = [item.entry.entry_hash for item in checked if item.entry is not None]
         seen = known(leaves) if runtime.config.device_limit.rate > 0 else set()  # only a device limit needs it
         limited: dict[int, ActasError] = {}
@@ -252,7 +252,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
                 except ActasError as exc:
                     limited[n] = exc
         storable = [item for n, item in enumerate(checked) if n not in limited]
-        outcomes: list[Outcome] = await asyncio.wrap_future(runtime.ingest.store(storable, presigned))
+        outcomes: list[Outcome] = await asyncio.wrap_future(runtime.ingest.store(storable))
         stored = iter(outcomes)
         results: list[dict[str, Any]] = []
         counts = {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0}

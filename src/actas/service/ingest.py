@@ -3,7 +3,8 @@
 Stateless checks (canonical form, device signature, arithmetic rules) run on the caller's thread, or in worker
 processes for a batch. Enrollment is checked against the log's enrollments. Storing goes through one committer
 thread that gathers whatever submissions are waiting into one durable transaction (group commit), so concurrent
-requests share a disk flush; a receipt is signed only after that commit returns (DESIGN.md §6).
+requests share a disk flush and one receipt signature: the group's leaves form a receipt batch, signed once and
+stored with them, and each submitter gets its leaf's receipt only after that commit returns (DESIGN.md §6).
 """
 
 from __future__ import annotations
@@ -19,15 +20,16 @@ from typing import Literal
 from actas.core.election import Election
 from actas.core.keys import Signer
 from actas.core.merkle import leaf_hash
-from actas.core.receipt import Receipt, sign_receipt
+from actas.core.receipt import Receipt, ReceiptBatch, sign_batch, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
-from actas.log.validate import Checked, check_chunk, check_one, init_worker
-from actas.storage.base import Submission, SubmissionStore
+from actas.log.validate import Checked, check_chunk, check_one
+from actas.storage.base import Stored, Submission, SubmissionStore
 
 log = logging.getLogger("actas.ingest")
 Status = Literal["accepted", "duplicate", "conflict"]
 COMMIT_MAX = 8192  # submissions per group commit
 CHUNK = 256  # submissions per worker task
+BATCHES_KEPT = 64  # recent receipt batches kept in memory for resends
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,28 +63,6 @@ Outcome = Accepted | ActasError
 class _Job:
     items: list[Checked]
     done: Future[list[Outcome]]
-    presigned: dict[bytes, Receipt]
-
-
-# Worker-process state for batches: the stateless checks and, in the same pass, the receipt signature. A receipt
-# signed in a worker is only sent after the commit; if the leaf turns out to be stored earlier, it is signed again
-# with the first time.
-_SIGNER: Signer | None = None
-
-
-def init_ingest_worker(election_json: bytes, authority_key: str) -> None:
-    """Load the election and the authority key into a verification worker process."""
-    global _SIGNER
-    _SIGNER = Signer.parse(authority_key)
-    init_worker(election_json, str(_SIGNER.verifier))
-
-
-def check_and_sign(chunk: Sequence[bytes], now: int) -> list[tuple[Checked, Receipt | None]]:
-    """Check a chunk of submissions and sign a receipt, at time now, for each that passed."""
-    assert _SIGNER is not None
-    return [
-        (c, sign_receipt(c.entry.entry_hash, now, _SIGNER) if c.entry is not None else None) for c in check_chunk(chunk)
-    ]
 
 
 class Ingest:
@@ -105,6 +85,7 @@ class Ingest:
         self._on_stored = on_stored
         self._enrolled: dict[str, set[str]] = {}
         self._enrolled_lock = threading.Lock()
+        self._batches: dict[int, ReceiptBatch] = {}  # the committer thread's cache of stored batches
         for device, mesa in store.enrollments():
             self._enrolled.setdefault(device, set()).add(mesa)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -127,25 +108,15 @@ class Ingest:
         """Stateless checks plus enrollment for one submitted acta."""
         return self._enrollment(check_one(data, self._election, self._authority.verifier))
 
-    def check_many(self, items: Sequence[bytes]) -> tuple[list[Checked], dict[bytes, Receipt]]:
-        """check() for many, in worker processes when a pool is configured and the batch is large.
-
-        Worker processes also sign the receipts (the costliest step left); they are returned to pass to store().
-        """
-        presigned: dict[bytes, Receipt] = {}
+    def check_many(self, items: Sequence[bytes]) -> list[Checked]:
+        """check() for many, in worker processes when a pool is configured and the batch is large."""
         if self._pool is None or len(items) < 2 * CHUNK:
             verifier = self._authority.verifier
             checked = [check_one(data, self._election, verifier) for data in items]
         else:
-            now = int(self._clock())
             chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-            checked = []
-            for part in self._pool.map(check_and_sign, chunks, [now] * len(chunks)):
-                for item, receipt in part:
-                    checked.append(item)
-                    if receipt is not None:
-                        presigned[receipt.leaf_hash] = receipt
-        return [self._enrollment(c) for c in checked], presigned
+            checked = [item for part in self._pool.map(check_chunk, chunks) for item in part]
+        return [self._enrollment(c) for c in checked]
 
     def _enrollment(self, checked: Checked) -> Checked:
         entry = checked.entry
@@ -161,10 +132,10 @@ class Ingest:
 
     # -- storing ------------------------------------------------------------------------------------------
 
-    def store(self, items: Sequence[Checked], presigned: dict[bytes, Receipt] | None = None) -> Future[list[Outcome]]:
+    def store(self, items: Sequence[Checked]) -> Future[list[Outcome]]:
         """Store every checked item (errors pass through); the future gives one outcome per item, in order."""
         done: Future[list[Outcome]] = Future()
-        self._queue.put(_Job(list(items), done, presigned or {}))
+        self._queue.put(_Job(list(items), done))
         return done
 
     def _commit_loop(self) -> None:
@@ -195,14 +166,18 @@ class Ingest:
 
     def _commit(self, jobs: list[_Job]) -> None:
         now = int(self._clock())
-        fresh = [
-            Submission(item.entry, _time(job, item.entry.entry_hash, now), item.signer)
-            for job in jobs
-            for item in job.items
-            if item.entry is not None
-        ]
+        items = [item for job in jobs for item in job.items]
+        fresh = [Submission(item.entry, now, item.signer) for item in items if item.entry is not None]
         try:
-            stored = self._store.submit(fresh) if fresh else []
+            leaves = list(dict.fromkeys(s.entry.entry_hash for s in fresh))
+            # Signed before the commit but sent only after it: one signature for every leaf of the group.
+            batch = sign_batch(leaves, now, self._authority) if leaves else None
+            stored = self._store.submit(fresh, batch) if fresh else []
+            for record in stored:
+                if record.new and record.batch is not None and batch is not None:
+                    self._keep_batch(record.batch, batch)
+                    break
+            receipts = [self._receipt(s.entry.entry_hash, record) for s, record in zip(fresh, stored, strict=True)]
             firsts = self._first_leaves(fresh)
         except ActasError as exc:
             failure = exc if isinstance(exc, StorageError) else StorageError(str(exc))
@@ -211,7 +186,7 @@ class Ingest:
             return
         if any(s.new for s in stored) and self._on_stored is not None:
             self._on_stored()
-        kept = iter(stored)
+        kept = iter(zip(stored, receipts, strict=True))
         for job in jobs:
             outcomes: list[Outcome] = []
             for item in job.items:
@@ -220,16 +195,28 @@ class Ingest:
                     outcomes.append(item.error)
                     continue
                 leaf = item.entry.entry_hash
-                record = next(kept)
-                receipt = job.presigned.get(leaf)
-                if receipt is None or receipt.time != record.received:
-                    receipt = sign_receipt(leaf, record.received, self._authority)
+                record, receipt = next(kept)
                 first = firsts.get((item.entry.mesa or "", item.entry.contest or ""), leaf)
                 if first != leaf:
                     outcomes.append(Accepted("conflict", receipt, first, item.warnings))
                 else:
                     outcomes.append(Accepted("accepted" if record.new else "duplicate", receipt, None, item.warnings))
             job.done.set_result(outcomes)
+
+    def _keep_batch(self, batch_id: int, batch: ReceiptBatch) -> None:
+        self._batches[batch_id] = batch
+        while len(self._batches) > BATCHES_KEPT:
+            del self._batches[next(iter(self._batches))]
+
+    def _receipt(self, leaf: bytes, record: Stored) -> Receipt:
+        """A stored leaf's receipt, from the batch it was first stored with: a resend gets the same bytes."""
+        if record.batch is None:  # stored without a batch: a batch of one, the same for every resend
+            return sign_receipt(leaf, record.received, self._authority)
+        batch = self._batches.get(record.batch)
+        if batch is None:
+            batch = self._store.receipt_batch(record.batch)
+            self._keep_batch(record.batch, batch)
+        return batch.receipt(leaf)
 
     def _first_leaves(self, stored: Sequence[Submission]) -> dict[tuple[str, str], bytes]:
         """The leaf hash of the first acta of each mesa and contest: logged before the service, else submitted."""
@@ -251,9 +238,3 @@ class Ingest:
         self._queue.put(None)
         self._thread.join(timeout=30)
         self._store.close()
-
-
-def _time(job: _Job, leaf: bytes, now: int) -> int:
-    """The receipt time of a new submission: the presigned receipt's, else the commit's."""
-    receipt = job.presigned.get(leaf)
-    return receipt.time if receipt is not None else now

@@ -13,9 +13,9 @@ from pathlib import Path
 from actas.core.election import Election
 from actas.core.keys import Signer, Verifier
 from actas.errors import StorageError
-from actas.log.validate import check_one
+from actas.log.validate import check_one, init_worker
 from actas.log.writer import LogWriter
-from actas.service.ingest import Ingest, init_ingest_worker
+from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
 from actas.service.ratelimit import Limit, RateLimiter
 from actas.service.sequencer import Fault, Lock, Sequencer
@@ -72,8 +72,8 @@ class Runtime:
                 # Not fork: a forked worker would inherit the sequencer's flock and keep it after this process
                 # dies, and uvicorn's signal handlers with it.
                 mp_context=multiprocessing.get_context("forkserver"),
-                initializer=init_ingest_worker,
-                initargs=(self.election.to_canonical(), str(self.authority)),
+                initializer=init_worker,
+                initargs=(self.election.to_canonical(), str(self.authority.verifier)),
             )
             if config.workers > 0
             else None

@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from actas.core.receipt import ReceiptBatch
+
 
 @dataclass(frozen=True, slots=True)
 class NewEntry:
@@ -91,10 +93,11 @@ class Submission:
 
 @dataclass(frozen=True, slots=True)
 class Stored:
-    """What submit() did with one item: when it was first stored, and whether this call stored it."""
+    """What submit() did with one item: when it was first stored, whether this call stored it, and in which batch."""
 
     received: int
     new: bool
+    batch: int | None = None  # the id of the receipt batch it was first stored with (None: stored without one)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,11 +111,17 @@ class Pending:
 class SubmissionStore(LogStore, Protocol):
     """A LogStore that also queues accepted submissions for the sequencer and keeps cosignatures."""
 
-    def submit(self, items: Sequence[Submission]) -> list[Stored]:
+    def submit(self, items: Sequence[Submission], batch: ReceiptBatch | None = None) -> list[Stored]:
         """Durably store submissions not stored before (by leaf hash, in order); say per item when it was stored.
 
         An item whose leaf was stored earlier, or earlier in the same call, is not new and keeps the first time.
+        With a batch (whose leaves include every new item's), the batch is stored too, in the same transaction,
+        when any item is new, and new items are recorded as stored with it.
         """
+        ...
+
+    def receipt_batch(self, batch: int) -> ReceiptBatch:
+        """A stored receipt batch by its id (StorageError if there is none)."""
         ...
 
     def submitted(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:

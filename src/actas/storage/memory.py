@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 
+from actas.core.receipt import ReceiptBatch
+from actas.errors import StorageError
 from actas.storage.base import Conflict, NewEntry, Pending, Stored, Submission
 
 
@@ -17,6 +19,8 @@ class MemoryLogStore:
         self._enrollments: list[tuple[str, str]] = []
         self._submissions: dict[bytes, tuple[int, Submission]] = {}
         self._queue: dict[int, Submission] = {}
+        self._batches: list[ReceiptBatch] = []
+        self._batch_of: dict[bytes, int | None] = {}
         self._cosignatures: dict[tuple[int, bytes], dict[str, str]] = {}
 
     def size(self) -> int:
@@ -62,19 +66,29 @@ class MemoryLogStore:
             if len(indexes) > 1
         ]
 
-    def submit(self, items: Sequence[Submission]) -> list[Stored]:
+    def submit(self, items: Sequence[Submission], batch: ReceiptBatch | None = None) -> list[Stored]:
         """Store new submissions; say per item when it was first stored and whether this call did."""
         out: list[Stored] = []
+        batch_id = len(self._batches) if batch is not None else None
         for item in items:
             known = self._submissions.get(item.entry.entry_hash)
             if known is None:
                 seq = len(self._submissions) + 1
                 self._submissions[item.entry.entry_hash] = (seq, item)
+                self._batch_of[item.entry.entry_hash] = batch_id
                 self._queue[seq] = item
-                out.append(Stored(item.received, True))
+                out.append(Stored(item.received, True, batch_id))
             else:
-                out.append(Stored(known[1].received, False))
+                out.append(Stored(known[1].received, False, self._batch_of[item.entry.entry_hash]))
+        if batch is not None and any(s.new for s in out):
+            self._batches.append(batch)
         return out
+
+    def receipt_batch(self, batch: int) -> ReceiptBatch:
+        """A stored receipt batch by its id."""
+        if not 0 <= batch < len(self._batches):
+            raise StorageError(f"no receipt batch {batch}")
+        return self._batches[batch]
 
     def submitted(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
         """The stored submission of each leaf hash that was ever submitted."""

@@ -16,6 +16,7 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from actas.core.receipt import ReceiptBatch
 from actas.errors import StorageError
 from actas.storage.base import Conflict, NewEntry, Pending, Stored, Submission
 
@@ -31,13 +32,16 @@ CREATE TABLE IF NOT EXISTS enrollments (
 CREATE TABLE IF NOT EXISTS submissions (
     seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, hash BYTEA NOT NULL UNIQUE, kind TEXT NOT NULL,
     mesa TEXT COLLATE "C", contest TEXT COLLATE "C", device TEXT COLLATE "C", mesas TEXT NOT NULL, signer TEXT,
-    received BIGINT NOT NULL, data BYTEA NOT NULL, sequenced BOOLEAN NOT NULL DEFAULT FALSE);
+    received BIGINT NOT NULL, data BYTEA NOT NULL, sequenced BOOLEAN NOT NULL DEFAULT FALSE, batch BIGINT);
+CREATE TABLE IF NOT EXISTS receipt_batches (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, origin TEXT NOT NULL, time BIGINT NOT NULL,
+    leaves BYTEA NOT NULL, sig BYTEA NOT NULL);
 CREATE INDEX IF NOT EXISTS submissions_pending ON submissions(seq) WHERE NOT sequenced;
 CREATE INDEX IF NOT EXISTS submissions_mesa ON submissions(mesa, contest, seq) WHERE mesa IS NOT NULL;
 CREATE TABLE IF NOT EXISTS cosignatures (
     size BIGINT, root BYTEA, witness TEXT COLLATE "C", line TEXT NOT NULL, PRIMARY KEY (size, root, witness));
 """
-TABLES = ("entries", "actas", "enrollments", "submissions", "cosignatures")
+TABLES = ("entries", "actas", "enrollments", "submissions", "receipt_batches", "cosignatures")
 
 _SIZE = "SELECT COALESCE(MAX(idx) + 1, 0) FROM entries"  # one descent of the primary key
 # The guard stores nothing unless the log still ends at the first index given.
@@ -50,10 +54,11 @@ _INSERT_ENROLLMENTS = "INSERT INTO enrollments SELECT * FROM unnest(%s::bigint[]
 _COLUMNS = "hash, kind, mesa, contest, device, mesas, signer, received, data"
 # ORDER BY o: queue positions follow the order of the items, as in the other stores.
 _INSERT_SUBMISSIONS = (
-    f"INSERT INTO submissions ({_COLUMNS}) SELECT {_COLUMNS} FROM unnest(%b::bytea[], %s::text[], %s::text[], "
-    "%s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %b::bytea[]) "
+    f"INSERT INTO submissions ({_COLUMNS}, batch) SELECT {_COLUMNS}, %s FROM unnest(%b::bytea[], %s::text[], "
+    "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %b::bytea[]) "
     f"WITH ORDINALITY AS t({_COLUMNS}, o) ORDER BY o ON CONFLICT (hash) DO NOTHING RETURNING hash"
 )
+_INSERT_BATCH = "INSERT INTO receipt_batches (origin, time, leaves, sig) VALUES (%s, %s, %b, %b) RETURNING id"
 _BY_MESA = "FROM {} WHERE mesa = ANY(%s::text[]) AND contest = ANY(%s::text[]) ORDER BY {}"
 
 _STORE_DEFAULTS = "application_name=actas connect_timeout=10"
@@ -273,7 +278,7 @@ class PostgresLogStore:
         rows = self._rows("conflicts", query + " HAVING COUNT(*) > 1 ORDER BY mesa, contest")
         return [Conflict(mesa, contest, tuple(indexes)) for mesa, contest, indexes in rows]
 
-    def submit(self, items: Sequence[Submission]) -> list[Stored]:
+    def submit(self, items: Sequence[Submission], batch: ReceiptBatch | None = None) -> list[Stored]:
         """Durably store new submissions (one transaction); say per item when it was first stored."""
         if not items:
             return []
@@ -281,29 +286,49 @@ class PostgresLogStore:
         for item in items:
             first.setdefault(item.entry.entry_hash, item)
 
-        def body(conn: _Conn) -> tuple[set[bytes], dict[bytes, int]]:
+        def body(conn: _Conn) -> tuple[set[bytes], dict[bytes, Stored], int | None]:
             # One submitting transaction at a time, across processes: then queue order (seq) is commit order, and
             # the first acta a mesa's submitters are told about is the one the sequencer logs first.
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._submit_key,))
+            batch_id = None
+            if batch is not None:
+                row = (batch.origin, batch.time, b"".join(batch.leaves), batch.signature)
+                batch_id = int(_one(conn, _INSERT_BATCH, row))
             rows = _columns([_submission_row(item) for item in first.values()], 9)
-            inserted = {bytes(row[0]) for row in conn.execute(_INSERT_SUBMISSIONS, rows).fetchall()}
+            inserted = {bytes(row[0]) for row in conn.execute(_INSERT_SUBMISSIONS, (batch_id, *rows)).fetchall()}
+            if batch_id is not None and not inserted:  # nothing new: the batch would promise nothing of its own
+                conn.execute("DELETE FROM receipt_batches WHERE id = %s", (batch_id,))
+                batch_id = None
             others = [h for h in first if h not in inserted]
             # A second statement, so it sees a row another process committed while the insert waited on it.
-            query = "SELECT hash, received FROM submissions WHERE hash = ANY(%b)"
-            earlier = {bytes(h): int(r) for h, r in conn.execute(query, (others,))} if others else {}
-            return inserted, earlier
+            query = "SELECT hash, received, batch FROM submissions WHERE hash = ANY(%b)"
+            found = conn.execute(query, (others,)).fetchall() if others else []
+            earlier = {bytes(h): Stored(int(r), False, b) for h, r, b in found}
+            return inserted, earlier, batch_id
 
-        inserted, earlier = self._run(f"cannot store {len(items)} submissions", body, write=True)
+        inserted, earlier, batch_id = self._run(f"cannot store {len(items)} submissions", body, write=True)
         out: list[Stored] = []
         answered: set[bytes] = set()
         for item in items:
             leaf = item.entry.entry_hash
             if leaf in inserted and leaf not in answered:
-                out.append(Stored(item.received, True))
+                out.append(Stored(item.received, True, batch_id))
+            elif leaf in inserted:
+                out.append(Stored(first[leaf].received, False, batch_id))
             else:
-                out.append(Stored(earlier.get(leaf, first[leaf].received), False))
+                out.append(earlier.get(leaf, Stored(first[leaf].received, False)))
             answered.add(leaf)
         return out
+
+    def receipt_batch(self, batch: int) -> ReceiptBatch:
+        """A stored receipt batch by its id."""
+        query = "SELECT origin, time, leaves, sig FROM receipt_batches WHERE id = %s"
+        rows = self._rows("receipt_batch", query, (batch,))
+        if not rows:
+            raise StorageError(f"{self._where}: no receipt batch {batch}")
+        origin, time, leaves, signature = rows[0]
+        hashes = tuple(bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32))
+        return ReceiptBatch(origin, int(time), hashes, bytes(signature))
 
     @staticmethod
     def _submitted(conn: _Conn, hashes: Sequence[bytes]) -> dict[bytes, Submission]:

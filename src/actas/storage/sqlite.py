@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from actas.core.receipt import ReceiptBatch
 from actas.errors import StorageError
 from actas.storage.base import Conflict, NewEntry, Pending, Stored, Submission
 
@@ -42,7 +43,15 @@ CREATE TABLE IF NOT EXISTS submissions (
     signer TEXT,
     received INTEGER NOT NULL,
     data BLOB NOT NULL,
-    sequenced INTEGER NOT NULL DEFAULT 0
+    sequenced INTEGER NOT NULL DEFAULT 0,
+    batch INTEGER
+);
+CREATE TABLE IF NOT EXISTS receipt_batches (
+    id INTEGER PRIMARY KEY,
+    origin TEXT NOT NULL,
+    time INTEGER NOT NULL,
+    leaves BLOB NOT NULL,
+    sig BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS submissions_pending ON submissions(seq) WHERE sequenced = 0;
 CREATE INDEX IF NOT EXISTS submissions_mesa ON submissions(mesa, contest, seq) WHERE mesa IS NOT NULL;
@@ -219,26 +228,32 @@ class SqliteLogStore:
     # -- the submission queue -------------------------------------------------------------------------------
 
     @_storage_errors
-    def submit(self, items: Sequence[Submission]) -> list[Stored]:
+    def submit(self, items: Sequence[Submission], batch: ReceiptBatch | None = None) -> list[Stored]:
         """Durably store new submissions (one transaction); say per item when it was first stored."""
         hashes = list(dict.fromkeys(item.entry.entry_hash for item in items))
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            earlier: dict[bytes, int] = {}
-            query = "SELECT hash, received FROM submissions WHERE hash IN ({marks})"
-            earlier.update((bytes(h), int(r)) for h, r in _rows_in(self._db, query, hashes))
+            earlier: dict[bytes, Stored] = {}
+            query = "SELECT hash, received, batch FROM submissions WHERE hash IN ({marks})"
+            for h, r, b in _rows_in(self._db, query, hashes):
+                earlier[bytes(h)] = Stored(int(r), False, b)
+            batch_id = None
+            if batch is not None and len(earlier) < len(hashes):
+                row = (batch.origin, batch.time, b"".join(batch.leaves), batch.signature)
+                batch_id = self._db.execute("INSERT INTO receipt_batches VALUES (NULL, ?, ?, ?, ?)", row).lastrowid
             out: list[Stored] = []
             rows = []
             for item in items:
                 leaf = item.entry.entry_hash
-                if leaf in earlier:
-                    out.append(Stored(earlier[leaf], False))
+                known = earlier.get(leaf)
+                if known is not None:
+                    out.append(known)
                     continue
-                earlier[leaf] = item.received
-                rows.append(_submission_row(item))
-                out.append(Stored(item.received, True))
+                earlier[leaf] = Stored(item.received, False, batch_id)
+                rows.append((*_submission_row(item), batch_id))
+                out.append(Stored(item.received, True, batch_id))
             self._db.executemany(
-                f"INSERT INTO submissions ({_SUBMISSION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
+                f"INSERT INTO submissions ({_SUBMISSION_COLUMNS}, batch) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
             )
             self._db.execute("COMMIT")
         except sqlite3.Error:
@@ -246,6 +261,17 @@ class SqliteLogStore:
                 self._db.execute("ROLLBACK")
             raise
         return out
+
+    @_storage_errors
+    def receipt_batch(self, batch: int) -> ReceiptBatch:
+        """A stored receipt batch by its id."""
+        query = "SELECT origin, time, leaves, sig FROM receipt_batches WHERE id = ?"
+        row = self._db.execute(query, (batch,)).fetchone()
+        if row is None:
+            raise StorageError(f"no receipt batch {batch}")
+        origin, time, leaves, signature = row
+        hashes = tuple(bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32))
+        return ReceiptBatch(str(origin), int(time), hashes, bytes(signature))
 
     def _submitted_locked(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
         found: dict[bytes, Submission] = {}
