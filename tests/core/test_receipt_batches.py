@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from actas.core.keys import Signer
-from actas.core.merkle import root_of
+from actas.core.merkle import inclusion_proof, perfect_hash_from_leaves, root_of
 from actas.core.receipt import Receipt, parse_receipt, receipt_from_value, sign_batch, sign_receipt
 from actas.errors import MalformedError, SignatureError
 
@@ -112,3 +112,14 @@ def test_batches_refuse_bad_leaves() -> None:
         sign_batch([b"short"], T, AUTHORITY)
     with pytest.raises(KeyError):
         sign_batch(leaves(3), T, AUTHORITY).receipt(leaves(1, b"other")[0])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 200), st.data())
+def test_batch_paths_are_rfc6962_audit_paths(size: int, data: st.DataObject) -> None:
+    """The level-by-level paths equal merkle.inclusion_proof over the same leaves, at every size."""
+    hashes = leaves(size, b"paths")
+    batch = sign_batch(hashes, T, AUTHORITY)
+    index = data.draw(st.integers(0, size - 1))
+    expected = inclusion_proof(index, size, perfect_hash_from_leaves(hashes))
+    assert list(batch.receipt(hashes[index]).path) == expected

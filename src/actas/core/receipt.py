@@ -35,11 +35,12 @@ def _statement(origin: str, root: bytes, size: int, time: int) -> bytes:
 
 def _path_length(index: int, size: int) -> int:
     """The number of hashes in an RFC 6962 audit path of leaf index in a tree of size leaves."""
-    length, lo, hi = 0, 0, size
-    while hi - lo > 1:
-        k = 1 << ((hi - lo - 1).bit_length() - 1)
-        lo, hi = (lo, lo + k) if index < lo + k else (lo + k, hi)
-        length += 1
+    length = 0
+    while size > 1:
+        if index ^ 1 < size:  # else the node is carried up unpaired: no hash at this level
+            length += 1
+        index >>= 1
+        size = (size + 1) >> 1
     return length
 
 
@@ -138,8 +139,16 @@ class ReceiptBatch:
         object.__setattr__(self, "_positions", positions)
 
     @cached_property
-    def _levels(self) -> merkle.PerfectHash:
-        return merkle.perfect_hash_from_leaves(self.leaves)
+    def _levels(self) -> list[list[bytes]]:
+        """Every level of the tree, leaves first; a level's odd last node is carried up unpaired (RFC 6962)."""
+        levels = [list(self.leaves)]
+        while len(levels[-1]) > 1:
+            below = levels[-1]
+            above = [merkle.node_hash(below[i], below[i + 1]) for i in range(0, len(below) - 1, 2)]
+            if len(below) % 2:
+                above.append(below[-1])
+            levels.append(above)
+        return levels
 
     def index(self, leaf: bytes) -> int:
         """Where a leaf is in the batch (its first place); KeyError if it is not in it."""
@@ -148,8 +157,14 @@ class ReceiptBatch:
     def receipt(self, leaf: bytes) -> Receipt:
         """The receipt of one leaf of the batch."""
         index = self._positions[leaf]
-        path = tuple(merkle.inclusion_proof(index, len(self.leaves), self._levels))
-        return Receipt(self.origin, leaf, self.time, self.signature, len(self.leaves), index, path)
+        path: list[bytes] = []
+        at = index
+        for level in self._levels[:-1]:
+            sibling = at ^ 1
+            if sibling < len(level):  # a carried node has no sibling at this level
+                path.append(level[sibling])
+            at >>= 1
+        return Receipt(self.origin, leaf, self.time, self.signature, len(self.leaves), index, tuple(path))
 
 
 def sign_batch(leaves: Sequence[bytes], time: int, authority: Signer) -> ReceiptBatch:

@@ -141,6 +141,10 @@ class PostgresLogStore:
                 # Only when tables are missing: IF NOT EXISTS still needs the CREATE privilege on the schema.
                 if _one(conn, query, (schema, list(TABLES))) != len(TABLES):
                     conn.execute(SCHEMA)
+                query = "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = %s AND column_name = %s"
+                if not _one(conn, query + " AND table_name = 'submissions'", (schema, "batch")):
+                    # A store made before receipt batches: older submissions have none.
+                    conn.execute("ALTER TABLE submissions ADD COLUMN batch BIGINT")
             size, count = conn.execute("SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*) FROM entries").fetchall()[0]
         except psycopg.Error as exc:
             self.close()

@@ -137,6 +137,9 @@ class SqliteLogStore:
             # Ingest and the sequencer write through separate connections: wait for the other's commit.
             self._db.execute("PRAGMA busy_timeout=60000")
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(submissions)")}
+            if "batch" not in columns:  # a database made before receipt batches: older submissions have none
+                self._db.execute("ALTER TABLE submissions ADD COLUMN batch INTEGER")
             row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*) FROM entries").fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open log database: {exc}") from None
