@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 from actas.core.keys import Signer
 from actas.core.merkle import inclusion_proof, perfect_hash_from_leaves, root_of
-from actas.core.receipt import Receipt, parse_receipt, receipt_from_value, sign_batch, sign_receipt
+from actas.core.receipt import Receipt, ReceiptBatch, parse_receipt, receipt_from_value, sign_batch, sign_receipt
 from actas.errors import MalformedError, SignatureError
 
 AUTHORITY = Signer.from_seed("results.example.org/batch", b"\x05" * 32)
@@ -123,3 +123,15 @@ def test_batch_paths_are_rfc6962_audit_paths(size: int, data: st.DataObject) -> 
     index = data.draw(st.integers(0, size - 1))
     expected = inclusion_proof(index, size, perfect_hash_from_leaves(hashes))
     assert list(batch.receipt(hashes[index]).path) == expected
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 130), st.text(min_size=1, max_size=12), st.data())
+def test_receipt_text_is_the_receipts_canonical_bytes(size: int, suffix: str, data: st.DataObject) -> None:
+    """The text the service sends is byte for byte the receipt's canonical encoding (any origin, size, place)."""
+    hashes = leaves(size, b"text")
+    batch = sign_batch(hashes, T, AUTHORITY)
+    index = data.draw(st.integers(0, size - 1))
+    assert batch.receipt_json(hashes[index]).encode() == batch.receipt(hashes[index]).to_bytes()
+    odd = ReceiptBatch(f"results.example.org/{suffix}", T, tuple(hashes), batch.signature)
+    assert odd.receipt_json(hashes[index]).encode() == odd.receipt(hashes[index]).to_bytes()

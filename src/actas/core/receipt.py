@@ -150,6 +150,26 @@ class ReceiptBatch:
             levels.append(above)
         return levels
 
+    @cached_property
+    def _texts(self) -> tuple[list[list[str]], str]:
+        """Every node in base64, and the receipt text's members after the leaf hash, once per batch."""
+        levels = [[f'"{b64encode(node)}"' for node in level] for level in self._levels]
+        origin = canonical.encode(self.origin).decode()
+        return levels, f',"origin":{origin},"sig":"{b64encode(self.signature)}","time":{self.time},"type":"receipt"'
+
+    def receipt_json(self, leaf: bytes) -> str:
+        """One leaf's receipt as canonical JSON text: receipt(leaf).to_bytes(), made without building it."""
+        index = self._positions[leaf]
+        levels, tail = self._texts
+        path: list[str] = []
+        at = index
+        for level in levels[:-1]:
+            if at ^ 1 < len(level):
+                path.append(level[at ^ 1])
+            at >>= 1
+        batch = f'{{"batch":{{"index":{index},"path":[{",".join(path)}],"size":{len(self.leaves)}}}'
+        return f'{batch},"leaf_hash":{levels[0][index]}{tail},"v":{VERSION}}}'
+
     def index(self, leaf: bytes) -> int:
         """Where a leaf is in the batch (its first place); KeyError if it is not in it."""
         return self._positions[leaf]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -109,16 +110,25 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
+def _json(value: object) -> str:
+    """JSON text as the framework's JSONResponse writes it."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+
+
+def _accepted_json(outcome: Accepted, line: int | None = None) -> str:
+    """The answer for one stored submission, as JSON text around the receipt's own canonical text."""
+    leaf = outcome.leaf_hash.hex()
+    head = f'{{"line":{line},' if line is not None else "{"
+    existing = f',"existing_leaf_hash":"{outcome.conflicts_with.hex()}"' if outcome.conflicts_with is not None else ""
+    warnings = _json(list(outcome.warnings)) if outcome.warnings else "[]"
+    return (
+        f'{head}"status":"{outcome.status}","leaf_hash":"{leaf}","receipt":{outcome.receipt_json},'
+        f'"proof":"/v1/proof/{leaf}","warnings":{warnings}{existing}}}'
+    )
+
+
 def _accepted_value(outcome: Accepted) -> dict[str, Any]:
-    value: dict[str, Any] = {
-        "status": outcome.status,
-        "leaf_hash": outcome.leaf_hash.hex(),
-        "receipt": outcome.receipt.to_value(),
-        "proof": f"/v1/proof/{outcome.leaf_hash.hex()}",
-        "warnings": list(outcome.warnings),
-    }
-    if outcome.conflicts_with is not None:
-        value["existing_leaf_hash"] = outcome.conflicts_with.hex()
+    value: dict[str, Any] = json.loads(_accepted_json(outcome))
     return value
 
 
@@ -224,7 +234,8 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
             raise outcome
         if outcome.status == "conflict":
             return problem_response(outcome.conflict_error(), request, _accepted_value(outcome))
-        return JSONResponse(_accepted_value(outcome), status_code=201 if outcome.status == "accepted" else 200)
+        status = 201 if outcome.status == "accepted" else 200
+        return Response(_accepted_json(outcome), status_code=status, media_type="application/json")
 
     @app.post(
         "/v1/actas:batch",
@@ -254,17 +265,20 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         storable = [item for n, item in enumerate(checked) if n not in limited]
         outcomes: list[Outcome] = await asyncio.wrap_future(runtime.ingest.store(storable))
         stored = iter(outcomes)
-        results: list[dict[str, Any]] = []
+        results: list[str] = []
         counts = {"accepted": 0, "duplicate": 0, "conflict": 0, "rejected": 0}
         for n in range(len(checked)):
             outcome = limited[n] if n in limited else next(stored)
             if isinstance(outcome, ActasError):
                 counts["rejected"] += 1
-                results.append({"line": n + 1, "status": "rejected", "problem": problem(outcome)})
+                results.append(_json({"line": n + 1, "status": "rejected", "problem": problem(outcome)}))
             else:
                 counts[outcome.status] += 1
-                results.append({"line": n + 1, **_accepted_value(outcome)})
-        return JSONResponse({"results": results, **counts})
+                results.append(_accepted_json(outcome, n + 1))
+        # Written as text around each receipt's canonical text: encoding a thousand nested values was a tenth
+        # of the service process's work per acta.
+        text = f'{{"results":[{",".join(results)}],{_json(counts)[1:]}'
+        return Response(text, media_type="application/json")
 
     add_read_routes(app, runtime, reader_lock)  # on the app itself: an included router adds a layer per request
 
@@ -342,7 +356,8 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         outcome = (await asyncio.wrap_future(runtime.ingest.store([checked])))[0]
         if isinstance(outcome, ActasError):
             raise outcome
-        return JSONResponse(_accepted_value(outcome), status_code=201 if outcome.status == "accepted" else 200)
+        status = 201 if outcome.status == "accepted" else 200
+        return Response(_accepted_json(outcome), status_code=status, media_type="application/json")
 
     if runtime.config.site is not None:
         mount_site(app, runtime.config.site)  # last: every route above takes precedence

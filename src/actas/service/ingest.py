@@ -20,7 +20,7 @@ from typing import Literal
 from actas.core.election import Election
 from actas.core.keys import Signer
 from actas.core.merkle import leaf_hash
-from actas.core.receipt import Receipt, ReceiptBatch, sign_batch, sign_receipt
+from actas.core.receipt import Receipt, ReceiptBatch, parse_receipt, sign_batch, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
 from actas.log.validate import Checked, check_chunk, check_one
 from actas.storage.base import Stored, Submission, SubmissionStore
@@ -37,14 +37,15 @@ class Accepted:
     """A stored submission and its receipt; status says whether it was new, a resend, or a conflicting acta."""
 
     status: Status
-    receipt: Receipt
+    leaf_hash: bytes  # the submitted entry's RFC 6962 leaf hash
+    receipt_json: str  # the receipt's canonical JSON text (formats.md §11), as sent
     conflicts_with: bytes | None = None  # conflict: the leaf hash of the mesa's first acta
     warnings: tuple[str, ...] = ()
 
     @property
-    def leaf_hash(self) -> bytes:
-        """The submitted entry's RFC 6962 leaf hash."""
-        return self.receipt.leaf_hash
+    def receipt(self) -> Receipt:
+        """The receipt, parsed."""
+        return parse_receipt(self.receipt_json.encode())
 
     def conflict_error(self) -> ConflictError:
         """The error a conflicting acta is answered with (it is stored and logged all the same)."""
@@ -198,9 +199,10 @@ class Ingest:
                 record, receipt = next(kept)
                 first = firsts.get((item.entry.mesa or "", item.entry.contest or ""), leaf)
                 if first != leaf:
-                    outcomes.append(Accepted("conflict", receipt, first, item.warnings))
+                    outcomes.append(Accepted("conflict", leaf, receipt, first, item.warnings))
                 else:
-                    outcomes.append(Accepted("accepted" if record.new else "duplicate", receipt, None, item.warnings))
+                    status: Status = "accepted" if record.new else "duplicate"
+                    outcomes.append(Accepted(status, leaf, receipt, None, item.warnings))
             job.done.set_result(outcomes)
 
     def _keep_batch(self, batch_id: int, batch: ReceiptBatch) -> None:
@@ -208,15 +210,15 @@ class Ingest:
         while len(self._batches) > BATCHES_KEPT:
             del self._batches[next(iter(self._batches))]
 
-    def _receipt(self, leaf: bytes, record: Stored) -> Receipt:
-        """A stored leaf's receipt, from the batch it was first stored with: a resend gets the same bytes."""
+    def _receipt(self, leaf: bytes, record: Stored) -> str:
+        """A stored leaf's receipt text, from the batch it was first stored with: a resend gets the same bytes."""
         if record.batch is None:  # stored without a batch: a batch of one, the same for every resend
-            return sign_receipt(leaf, record.received, self._authority)
+            return sign_receipt(leaf, record.received, self._authority).to_bytes().decode()
         batch = self._batches.get(record.batch)
         if batch is None:
             batch = self._store.receipt_batch(record.batch)
             self._keep_batch(record.batch, batch)
-        return batch.receipt(leaf)
+        return batch.receipt_json(leaf)
 
     def _first_leaves(self, stored: Sequence[Submission]) -> dict[tuple[str, str], bytes]:
         """The leaf hash of the first acta of each mesa and contest: logged before the service, else submitted."""
