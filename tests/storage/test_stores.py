@@ -227,3 +227,13 @@ def test_a_receipt_batch_is_stored_with_its_new_submissions(store: SubmissionSto
     assert store.receipt_batch(later[0].batch or 0).leaves == (c.entry.entry_hash, a.entry.entry_hash)
     with pytest.raises(StorageError):
         store.receipt_batch(10_000)
+
+
+def test_marking_scattered_positions_leaves_the_others_queued(store: SubmissionStore) -> None:
+    """Marking positions with gaps between them takes exactly those off the queue (runs are not over-extended)."""
+    store.submit([submission(bytes([i]), mesa=f"m{i}") for i in range(7)])
+    queued = store.pending(10)
+    store.mark_sequenced([queued[i].seq for i in (0, 2, 3, 6)])
+    assert [p.submission.entry.data for p in store.pending(10)] == [b"\x01", b"\x04", b"\x05"]
+    store.mark_sequenced([queued[i].seq for i in (1, 2, 4)])  # an already marked one among them
+    assert [p.submission.entry.data for p in store.pending(10)] == [b"\x05"]

@@ -93,6 +93,17 @@ def _rows_in(db: sqlite3.Connection, query: str, values: Sequence[object]) -> It
         yield from db.execute(query.format(marks=",".join("?" * len(chunk))), chunk)
 
 
+def _runs(ordered: Sequence[int]) -> list[tuple[int, int]]:
+    """Runs of consecutive integers in an ascending list, as (first, last) pairs."""
+    runs: list[tuple[int, int]] = []
+    for value in ordered:
+        if runs and runs[-1][1] == value - 1:
+            runs[-1] = (runs[-1][0], value)
+        else:
+            runs.append((value, value))
+    return runs
+
+
 def _submission_row(item: Submission) -> tuple[object, ...]:
     entry = item.entry
     mesas = " ".join(entry.mesas)  # mesa codes never hold spaces (entries.py)
@@ -320,7 +331,9 @@ class SqliteLogStore:
         """Take these submissions off the queue."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.executemany("UPDATE submissions SET sequenced = 1 WHERE seq = ?", [(s,) for s in seqs])
+            # One statement per run of consecutive positions (a sequencer's batch is one run): not one per row.
+            query = "UPDATE submissions SET sequenced = 1 WHERE seq BETWEEN ? AND ? AND sequenced = 0"
+            self._db.executemany(query, _runs(sorted(set(seqs))))
             self._db.execute("COMMIT")
         except sqlite3.Error:
             if self._db.in_transaction:
