@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ Status = Literal["accepted", "duplicate", "conflict"]
 COMMIT_MAX = 8192  # submissions per group commit
 CHUNK = 256  # submissions per worker task
 BATCHES_KEPT = 64  # recent receipt batches kept in memory for resends
+LINGER = 0.002  # seconds a group waits for more requests when requests are arriving together
+LINGER_UNTIL = 64  # … unless it already holds this many submissions
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,15 +143,20 @@ class Ingest:
         return done
 
     def _commit_loop(self) -> None:
+        busy = False  # the last group gathered several requests: more are likely on the way
         while True:
             job = self._queue.get()
             if job is None:
                 return
             jobs = [job]
             count = len(job.items)
+            # Under concurrent load, wait a moment for more: each commit costs a flush, a signature and a few
+            # queries whatever its size, and that per-group work would otherwise hold the GIL from the requests.
+            linger = time.monotonic() + LINGER if busy else 0.0
             while count < COMMIT_MAX:
                 try:
-                    more = self._queue.get_nowait()
+                    wait = linger - time.monotonic() if count < LINGER_UNTIL else 0.0
+                    more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
@@ -156,6 +164,7 @@ class Ingest:
                     break
                 jobs.append(more)
                 count += len(more.items)
+            busy = len(jobs) > 1
             try:
                 self._commit(jobs)
             except Exception as exc:  # never leave a request waiting for ever, whatever went wrong
