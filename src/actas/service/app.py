@@ -220,7 +220,8 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
             body = decode_payload(text.removesuffix("\n"))
         elif media not in ("application/json", ""):
             raise MalformedError(f"content-type {media!r}: send application/json or text/plain (QR payload)")
-        checked = runtime.ingest.check(body)
+        # On a thread: the signature check releases the GIL, so it runs beside the event loop on another core.
+        checked = await asyncio.get_running_loop().run_in_executor(runtime.check_threads, runtime.ingest.check, body)
         limited = runtime.config.device_limit.rate > 0
         if (
             limited

@@ -6,7 +6,7 @@ import logging
 import multiprocessing
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,6 +29,7 @@ log = logging.getLogger("actas.service")
 MAX_ACTA_BODY = 64 * 1024  # an entry is below 64 KiB; a QR payload or JSON with whitespace is near it
 MAX_BATCH_BODY = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
+CHECK_THREADS = 2  # threads checking single submissions (Ed25519 verification releases the GIL)
 MAX_OBSERVATION_BODY = 25 * 1024 * 1024  # a phone photo or a scanned PDF page, with room to spare
 
 
@@ -78,6 +79,7 @@ class Runtime:
             if config.workers > 0
             else None
         )
+        self.check_threads = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="actas-check")
         self.reader = self.open_store()  # read routes; the store guards its own connection
         self.address_limiter = RateLimiter(config.address_limit, "client address", clock)
         self.device_limiter = RateLimiter(config.device_limit, "device key", clock)
@@ -147,4 +149,5 @@ class Runtime:
         self.live.stop()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
+        self.check_threads.shutdown(cancel_futures=True)
         self.reader.close()
