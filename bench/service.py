@@ -60,7 +60,7 @@ def _latency(result: LoadResult) -> str:
     return f"  p50 {result.percentile(50):.1f} ms, p99 {result.percentile(99):.1f} ms"
 
 
-def run(mesas: int, out: Path, setups: list[tuple[int, int]], base: float | None = None) -> None:
+def run(mesas: int, out: Path, setups: list[tuple[int, int]]) -> None:
     """Print the service figures for an election of ``mesas`` mesas, for each (processes, workers) setup."""
     if out.exists():
         shutil.rmtree(out)
@@ -69,17 +69,15 @@ def run(mesas: int, out: Path, setups: list[tuple[int, int]], base: float | None
     simulate(out / "pristine", mesas, 3, actas_out=actas_file)
     actas = actas_file.read_bytes().splitlines()
     election = Election.from_json((out / "pristine" / "election.json").read_bytes())
-    if base is None:
-        base = baseline_verify_rate()
-        line("baseline: raw Ed25519 verify, one core", base, "verify/s")
+    line("baseline: raw Ed25519 verify, one core", baseline_verify_rate(), "verify/s")
     for processes, workers in setups:
         data = out / f"data-{processes}x{workers}"
         shutil.copytree(out / "pristine", data)
         print(f"actas serve -p {processes} -j {workers}: {processes} service process(es), {workers} verifier(s) each")
-        _measure(data, actas, election, processes, workers, base)
+        _measure(data, actas, election, processes, workers)
 
 
-def _measure(data: Path, actas: list[bytes], election: Election, processes: int, workers: int, base: float) -> None:
+def _measure(data: Path, actas: list[bytes], election: Election, processes: int, workers: int) -> None:
     mesas = len(actas)
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
@@ -106,13 +104,20 @@ def _measure(data: Path, actas: list[bytes], election: Election, processes: int,
         line("POST /v1/actas (one acta each)", single.rate, "req/s", trivial.rate, " trivial" + _latency(single))
 
         bodies = [b"\n".join(batched[i : i + BATCH_LINES]) for i in range(0, len(batched), BATCH_LINES)]
+        # The machine's speed drifts over minutes: the raw-verify baseline is measured again just before and just
+        # after the batches (the server idle), and the batch rates are compared with the mean of the two.
+        _wait_size(url, start_size + len(singles))
+        before = baseline_verify_rate(1.0)
         started = time.perf_counter()
         batch = _in_child(port, [post("/v1/actas:batch", b, "application/x-ndjson") for b in bodies], 2)
         assert batch.statuses.get(200) == len(bodies), batch.statuses
-        line("POST /v1/actas:batch (receipted)", len(batched) / batch.seconds, "actas/s", base)
         _wait_size(url, start_size + len(singles) + len(batched))
         seconds = time.perf_counter() - started
-        line("  … and in a signed checkpoint", len(batched) / seconds, "actas/s", base)
+        after = baseline_verify_rate(1.0)
+        near = (before + after) / 2
+        line("raw Ed25519 verify, just before / after", near, "verify/s", extra=f"  {before:,.0f} / {after:,.0f}")
+        line("POST /v1/actas:batch (receipted)", len(batched) / batch.seconds, "actas/s", near)
+        line("  … and in a signed checkpoint", len(batched) / seconds, "actas/s", near)
 
         rng = random.Random(5)
         states = [a.code for a in election.areas if a.level == 0]
