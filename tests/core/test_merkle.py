@@ -218,3 +218,18 @@ def test_bad_arguments() -> None:
     with pytest.raises(ProofError):
         verify_inclusion(b"\x00" * 32, -1, 4, [], b"")
     verify_consistency(0, 0, [], EMPTY_ROOT, EMPTY_ROOT)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 600), st.lists(st.integers(0, 10**6), min_size=1, max_size=12))
+def test_inclusion_proofs_sharing_right_edge_ranges_are_unchanged(size: int, picks: list[int]) -> None:
+    """Proofs in one tree that share a memo of right-edge range hashes equal proofs computed alone."""
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size)]
+    perfect = perfect_hash_from_leaves(leaves)
+    ranges: dict[tuple[int, int], bytes] = {}
+    root = root_of(leaves)
+    for pick in picks:
+        index = pick % size
+        shared = inclusion_proof(index, size, perfect, ranges)
+        assert shared == inclusion_proof(index, size, perfect)
+        verify_inclusion(leaves[index], index, size, shared, root)

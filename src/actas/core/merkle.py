@@ -149,8 +149,14 @@ def root_from_perfect(size: int, perfect_hash: PerfectHash) -> bytes:
     return _range_hash(0, size, perfect_hash)
 
 
-def inclusion_proof(index: int, size: int, perfect_hash: PerfectHash) -> list[bytes]:
-    """Return the RFC 6962 audit path of leaf index in a tree of size leaves."""
+def inclusion_proof(
+    index: int, size: int, perfect_hash: PerfectHash, ranges: dict[tuple[int, int], bytes] | None = None
+) -> list[bytes]:
+    """Return the RFC 6962 audit path of leaf index in a tree of size leaves.
+
+    ranges, when given, keeps the hashes of right-edge ranges for proofs in the same tree (they are shared by
+    every leaf to their left, and cost several node hashes each).
+    """
     _check_size(size, "size")
     _check_size(index, "index")
     if index >= size:
@@ -161,7 +167,13 @@ def inclusion_proof(index: int, size: int, perfect_hash: PerfectHash) -> list[by
     while hi - lo > 1:
         k = _split(hi - lo)
         if index < lo + k:
-            path.append(_range_hash(lo + k, hi, perfect_hash))
+            if ranges is None:
+                path.append(_range_hash(lo + k, hi, perfect_hash))
+            else:
+                known = ranges.get((lo + k, hi))
+                if known is None:
+                    known = ranges[(lo + k, hi)] = _range_hash(lo + k, hi, perfect_hash)
+                path.append(known)
             hi = lo + k
         else:
             path.append(perfect_hash(k.bit_length() - 1, lo >> (k.bit_length() - 1)))

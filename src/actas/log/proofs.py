@@ -55,6 +55,13 @@ class TileCache:
         self.dir = log_dir
         self.capacity = capacity
         self.levels: dict[tuple[int, int, int], list[list[bytes]]] = {}
+        self._ranges: tuple[int, dict[tuple[int, int], bytes]] = (-1, {})
+
+    def ranges(self, size: int) -> dict[tuple[int, int], bytes]:
+        """The right-edge range hashes kept for proofs in the tree of size leaves (forgotten when it grows)."""
+        if self._ranges[0] != size:
+            self._ranges = (size, {})
+        return self._ranges[1]
 
     def read(self, coord: TileCoord) -> bytes:
         """A tile's bytes from the log directory."""
@@ -73,6 +80,7 @@ def leaf_proof(log_dir: Path, index: int, checkpoint_bytes: bytes, size: int, ti
     """The tlog-proof@v1 of leaf ``index`` in the tree of ``size`` leaves, from the hash tiles under log_dir."""
     cache = tiles or TileCache(log_dir)
     cache.trim()
-    hashes = merkle.inclusion_proof(index, size, perfect_hash_from_tiles(cache.read, size, shared=cache.levels))
+    perfect_hash = perfect_hash_from_tiles(cache.read, size, shared=cache.levels)
+    hashes = merkle.inclusion_proof(index, size, perfect_hash, cache.ranges(size))
     proof = TlogProof(index=index, proof_hashes=tuple(hashes), checkpoint_note=checkpoint_bytes, extra=None)
     return proof.encode()
