@@ -40,7 +40,7 @@ THIRD_PARTY = {
     "cli": {"click", "rich"},
     "demo": set(),
     "errors": set(),
-    "service": {"fastapi", "starlette", "uvicorn", "httpx"},
+    "service": {"fastapi", "starlette", "uvicorn", "httpx", "numpy"},  # numpy: the live totals, a batch at a time
     "scan": {"PIL", "segno", "cv2", "zxingcpp", "numpy", "pypdfium2", "pillow_heif"},
 }
 # Drivers confined to one module each.
