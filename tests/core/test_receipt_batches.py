@@ -135,3 +135,18 @@ def test_receipt_text_is_the_receipts_canonical_bytes(size: int, suffix: str, da
     assert batch.receipt_json(hashes[index]).encode() == batch.receipt(hashes[index]).to_bytes()
     odd = ReceiptBatch(f"results.example.org/{suffix}", T, tuple(hashes), batch.signature)
     assert odd.receipt_json(hashes[index]).encode() == odd.receipt(hashes[index]).to_bytes()
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 100])
+def test_a_batch_read_back_from_its_nodes_gives_the_same_receipts(size: int) -> None:
+    """from_nodes(nodes()) restores the tree as stored; nodes of the wrong shape are refused."""
+    hashes = leaves(size, b"nodes")
+    batch = sign_batch(hashes, T, AUTHORITY)
+    again = ReceiptBatch.from_nodes(batch.origin, T, size, batch.nodes(), batch.signature)
+    assert again == batch
+    for leaf in hashes:
+        assert again.receipt(leaf).to_bytes() == batch.receipt(leaf).to_bytes()
+    with pytest.raises(MalformedError):
+        ReceiptBatch.from_nodes(batch.origin, T, size + 1, batch.nodes(), batch.signature)
+    with pytest.raises(MalformedError):
+        ReceiptBatch.from_nodes(batch.origin, T, size, batch.nodes()[:-1], batch.signature)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +21,7 @@ from actas.errors import StorageError
 from actas.storage.base import LogStore, NewEntry, Stored, Submission, SubmissionStore
 from actas.storage.memory import MemoryLogStore
 from actas.storage.postgres import PostgresLogStore
-from actas.storage.sqlite import SqliteLogStore
+from actas.storage.sqlite import SCHEMA, SqliteLogStore
 
 # PostgreSQL runs wherever the tests do (here and in CI): an unreachable server fails the tests, never skips them.
 POSTGRES_DSN = os.environ.get("ACTAS_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
@@ -216,7 +218,9 @@ def test_a_receipt_batch_is_stored_with_its_new_submissions(store: SubmissionSto
     batch_id = stored[0].batch
     assert batch_id is not None
     assert {s.batch for s in stored} == {batch_id}
-    assert store.receipt_batch(batch_id) == first
+    kept = store.receipt_batch(batch_id)
+    assert kept == first
+    assert kept.receipt(b.entry.entry_hash).to_bytes() == first.receipt(b.entry.entry_hash).to_bytes()
     # Only resends: nothing new to promise, so no batch is kept, and each names the batch it was first stored in.
     again = store.submit([submission(b"b", 300, mesa="m2")], sign_batch([b.entry.entry_hash], 300, signer))
     assert again == [Stored(100, False, batch_id)]
@@ -224,6 +228,8 @@ def test_a_receipt_batch_is_stored_with_its_new_submissions(store: SubmissionSto
     assert later[0].new
     assert later[0].batch not in (None, batch_id)
     assert later[1] == Stored(100, False, batch_id)
+    if not isinstance(store, PostgresLogStore):  # PostgreSQL's identity skips the id of a batch rolled back
+        assert later[0].batch == batch_id + 1  # no batch was kept for the call that stored nothing new
     assert store.receipt_batch(later[0].batch or 0).leaves == (c.entry.entry_hash, a.entry.entry_hash)
     with pytest.raises(StorageError):
         store.receipt_batch(10_000)
@@ -237,3 +243,38 @@ def test_marking_scattered_positions_leaves_the_others_queued(store: SubmissionS
     assert [p.submission.entry.data for p in store.pending(10)] == [b"\x01", b"\x04", b"\x05"]
     store.mark_sequenced([queued[i].seq for i in (1, 2, 4)])  # an already marked one among them
     assert [p.submission.entry.data for p in store.pending(10)] == [b"\x05"]
+
+
+def test_an_old_sqlite_database_gains_the_batch_column_once_under_concurrent_opens(tmp_path: Path) -> None:
+    """Several processes opening a database made before receipt batches all succeed; its rows keep no batch."""
+    path = tmp_path / "log.db"
+    old = sqlite3.connect(path)
+    old.executescript(SCHEMA.replace(",\n    batch INTEGER\n", "\n"))
+    old.execute(
+        "INSERT INTO submissions (hash, kind, mesa, contest, device, mesas, signer, received, data) "
+        "VALUES (?, 'acta', 'm1', 'c', NULL, '', 'dev', 100, ?)",
+        (hashlib.sha256(b"old").digest(), b"old"),
+    )
+    old.commit()
+    old.close()
+    barrier = threading.Barrier(6)
+    errors: list[BaseException] = []
+
+    def open_store() -> None:
+        barrier.wait()
+        try:
+            SqliteLogStore(path).close()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_store) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    store = SqliteLogStore(path)
+    try:
+        assert store.submit([submission(b"old", 200)]) == [Stored(100, False, None)]
+    finally:
+        store.close()

@@ -21,7 +21,7 @@ from actas.errors import MalformedError, ProofError, SignatureError
 
 VERSION = 2
 MAX_RECEIPT_SIZE = 4096
-MAX_BATCH = 1 << 20  # leaves per receipt batch; a path is then at most 20 hashes
+MAX_BATCH = 1 << 20  # leaves per receipt batch (the service signs far fewer); a path is at most 20 hashes
 _KEYS = frozenset({"batch", "leaf_hash", "origin", "sig", "time", "type", "v"})
 _BATCH_KEYS = frozenset({"index", "path", "size"})
 MAX_TIME = (1 << 53) - 1  # the largest integer canonical JSON encodes
@@ -169,6 +169,30 @@ class ReceiptBatch:
             at >>= 1
         batch = f'{{"batch":{{"index":{index},"path":[{",".join(path)}],"size":{len(self.leaves)}}}'
         return f'{batch},"leaf_hash":{levels[0][index]}{tail},"v":{VERSION}}}'
+
+    def nodes(self) -> bytes:
+        """Every node of the tree, level by level from the leaves up, concatenated: what a store keeps.
+
+        A resend's receipt is then read off the stored nodes without hashing the batch again.
+        """
+        return b"".join(node for level in self._levels for node in level)
+
+    @classmethod
+    def from_nodes(cls, origin: str, time: int, size: int, nodes: bytes, signature: bytes) -> ReceiptBatch:
+        """A batch from its stored nodes (see nodes()); MalformedError if they do not have the tree's shape."""
+        counts = [size]
+        while counts[-1] > 1:
+            counts.append((counts[-1] + 1) // 2)
+        if not 1 <= size <= MAX_BATCH or len(nodes) != 32 * sum(counts):
+            raise MalformedError(f"receipt batch: {len(nodes)} bytes of nodes for {size} leaves")
+        levels: list[list[bytes]] = []
+        at = 0
+        for count in counts:
+            levels.append([nodes[i : i + 32] for i in range(at, at + 32 * count, 32)])
+            at += 32 * count
+        batch = cls(origin, time, tuple(levels[0]), signature)
+        batch.__dict__["_levels"] = levels  # the cached property, taken as stored
+        return batch
 
     def index(self, leaf: bytes) -> int:
         """Where a leaf is in the batch (its first place); KeyError if it is not in it."""

@@ -35,7 +35,7 @@ CREATE TABLE IF NOT EXISTS submissions (
     received BIGINT NOT NULL, data BYTEA NOT NULL, sequenced BOOLEAN NOT NULL DEFAULT FALSE, batch BIGINT);
 CREATE TABLE IF NOT EXISTS receipt_batches (
     id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, origin TEXT NOT NULL, time BIGINT NOT NULL,
-    leaves BYTEA NOT NULL, sig BYTEA NOT NULL);
+    size BIGINT NOT NULL, nodes BYTEA NOT NULL, sig BYTEA NOT NULL);
 CREATE INDEX IF NOT EXISTS submissions_pending ON submissions(seq) WHERE NOT sequenced;
 CREATE INDEX IF NOT EXISTS submissions_mesa ON submissions(mesa, contest, seq) WHERE mesa IS NOT NULL;
 CREATE TABLE IF NOT EXISTS cosignatures (
@@ -58,7 +58,7 @@ _INSERT_SUBMISSIONS = (
     "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[], %b::bytea[]) "
     f"WITH ORDINALITY AS t({_COLUMNS}, o) ORDER BY o ON CONFLICT (hash) DO NOTHING RETURNING hash"
 )
-_INSERT_BATCH = "INSERT INTO receipt_batches (origin, time, leaves, sig) VALUES (%s, %s, %b, %b) RETURNING id"
+_INSERT_BATCH = "INSERT INTO receipt_batches (origin, time, size, nodes, sig) VALUES (%s, %s, %s, %b, %b) RETURNING id"
 _BY_MESA = "FROM {} WHERE mesa = ANY(%s::text[]) AND contest = ANY(%s::text[]) ORDER BY {}"
 
 _STORE_DEFAULTS = "application_name=actas connect_timeout=10"
@@ -296,7 +296,7 @@ class PostgresLogStore:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (self._submit_key,))
             batch_id = None
             if batch is not None:
-                row = (batch.origin, batch.time, b"".join(batch.leaves), batch.signature)
+                row = (batch.origin, batch.time, len(batch.leaves), batch.nodes(), batch.signature)
                 batch_id = int(_one(conn, _INSERT_BATCH, row))
             rows = _columns([_submission_row(item) for item in first.values()], 9)
             inserted = {bytes(row[0]) for row in conn.execute(_INSERT_SUBMISSIONS, (batch_id, *rows)).fetchall()}
@@ -326,13 +326,12 @@ class PostgresLogStore:
 
     def receipt_batch(self, batch: int) -> ReceiptBatch:
         """A stored receipt batch by its id."""
-        query = "SELECT origin, time, leaves, sig FROM receipt_batches WHERE id = %s"
+        query = "SELECT origin, time, size, nodes, sig FROM receipt_batches WHERE id = %s"
         rows = self._rows("receipt_batch", query, (batch,))
         if not rows:
             raise StorageError(f"{self._where}: no receipt batch {batch}")
-        origin, time, leaves, signature = rows[0]
-        hashes = tuple(bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32))
-        return ReceiptBatch(origin, int(time), hashes, bytes(signature))
+        origin, time, size, nodes, signature = rows[0]
+        return ReceiptBatch.from_nodes(origin, int(time), int(size), bytes(nodes), bytes(signature))
 
     @staticmethod
     def _submitted(conn: _Conn, hashes: Sequence[bytes]) -> dict[bytes, Submission]:

@@ -50,7 +50,8 @@ CREATE TABLE IF NOT EXISTS receipt_batches (
     id INTEGER PRIMARY KEY,
     origin TEXT NOT NULL,
     time INTEGER NOT NULL,
-    leaves BLOB NOT NULL,
+    size INTEGER NOT NULL,
+    nodes BLOB NOT NULL,
     sig BLOB NOT NULL
 );
 CREATE INDEX IF NOT EXISTS submissions_pending ON submissions(seq) WHERE sequenced = 0;
@@ -148,15 +149,26 @@ class SqliteLogStore:
             # Ingest and the sequencer write through separate connections: wait for the other's commit.
             self._db.execute("PRAGMA busy_timeout=60000")
             self._db.executescript(SCHEMA)
-            columns = {row[1] for row in self._db.execute("PRAGMA table_info(submissions)")}
-            if "batch" not in columns:  # a database made before receipt batches: older submissions have none
-                self._db.execute("ALTER TABLE submissions ADD COLUMN batch INTEGER")
+            self._add_batch_column()
             row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*) FROM entries").fetchone()
         except sqlite3.Error as exc:
             raise StorageError(f"{path}: cannot open log database: {exc}") from None
         if row[0] != row[1]:
             raise StorageError(f"{path}: entry indexes are not contiguous ({row[1]} entries, max {row[0] - 1})")
         self._size = int(row[0])
+
+    def _add_batch_column(self) -> None:
+        """A database made before receipt batches gets the column (its older submissions have no batch)."""
+        if any(row[1] == "batch" for row in self._db.execute("PRAGMA table_info(submissions)")):
+            return
+        self._db.execute("BEGIN IMMEDIATE")  # several processes may open it at once: one adds, the others see it
+        try:
+            if not any(row[1] == "batch" for row in self._db.execute("PRAGMA table_info(submissions)")):
+                self._db.execute("ALTER TABLE submissions ADD COLUMN batch INTEGER")
+            self._db.execute("COMMIT")
+        except sqlite3.Error:
+            self._db.execute("ROLLBACK")
+            raise
 
     def size(self) -> int:
         """Number of entries stored."""
@@ -253,8 +265,8 @@ class SqliteLogStore:
                 earlier[bytes(h)] = Stored(int(r), False, b)
             batch_id = None
             if batch is not None and len(earlier) < len(hashes):
-                row = (batch.origin, batch.time, b"".join(batch.leaves), batch.signature)
-                batch_id = self._db.execute("INSERT INTO receipt_batches VALUES (NULL, ?, ?, ?, ?)", row).lastrowid
+                row = (batch.origin, batch.time, len(batch.leaves), batch.nodes(), batch.signature)
+                batch_id = self._db.execute("INSERT INTO receipt_batches VALUES (NULL, ?, ?, ?, ?, ?)", row).lastrowid
             out: list[Stored] = []
             rows = []
             for item in items:
@@ -279,13 +291,12 @@ class SqliteLogStore:
     @_storage_errors
     def receipt_batch(self, batch: int) -> ReceiptBatch:
         """A stored receipt batch by its id."""
-        query = "SELECT origin, time, leaves, sig FROM receipt_batches WHERE id = ?"
+        query = "SELECT origin, time, size, nodes, sig FROM receipt_batches WHERE id = ?"
         row = self._db.execute(query, (batch,)).fetchone()
         if row is None:
             raise StorageError(f"no receipt batch {batch}")
-        origin, time, leaves, signature = row
-        hashes = tuple(bytes(leaves[i : i + 32]) for i in range(0, len(leaves), 32))
-        return ReceiptBatch(str(origin), int(time), hashes, bytes(signature))
+        origin, time, size, nodes, signature = row
+        return ReceiptBatch.from_nodes(str(origin), int(time), int(size), bytes(nodes), bytes(signature))
 
     def _submitted_locked(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
         found: dict[bytes, Submission] = {}
