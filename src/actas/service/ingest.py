@@ -4,7 +4,7 @@ Stateless checks (canonical form, device signature, arithmetic rules) run on the
 processes for a batch. Enrollment is checked against the log's enrollments. Storing goes through one committer
 thread that gathers whatever submissions are waiting into one durable transaction (group commit), so concurrent
 requests share a disk flush and one receipt signature: the group's leaves form a receipt batch, signed once and
-stored with them, and each submitter gets its leaf's receipt only after that commit returns (DESIGN.md §6).
+stored with them, and each submitter gets its leaf's receipt only after that commit returns (docs/formats.md §11).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future
 from dataclasses import dataclass
@@ -30,7 +31,8 @@ log = logging.getLogger("actas.ingest")
 Status = Literal["accepted", "duplicate", "conflict"]
 COMMIT_MAX = 8192  # submissions per group commit
 CHUNK = 256  # submissions per worker task
-BATCHES_KEPT = 64  # recent receipt batches kept in memory for resends
+JOB_MAX = 4096  # submissions of one request committed together at most
+BATCH_LEAVES_KEPT = 65_536  # leaves of recent receipt batches kept in memory, for resends
 LINGER = 0.002  # seconds a group waits for more requests when requests are arriving together
 LINGER_UNTIL = 64  # … unless it already holds this many submissions
 
@@ -89,7 +91,7 @@ class Ingest:
         self._on_stored = on_stored
         self._enrolled: dict[str, set[str]] = {}
         self._enrolled_lock = threading.Lock()
-        self._batches: dict[int, ReceiptBatch] = {}  # the committer thread's cache of stored batches
+        self._batches: OrderedDict[int, ReceiptBatch] = OrderedDict()  # the committer thread's recent batches
         for device, mesa in store.enrollments():
             self._enrolled.setdefault(device, set()).add(mesa)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -137,9 +139,30 @@ class Ingest:
     # -- storing ------------------------------------------------------------------------------------------
 
     def store(self, items: Sequence[Checked]) -> Future[list[Outcome]]:
-        """Store every checked item (errors pass through); the future gives one outcome per item, in order."""
+        """Store every checked item (errors pass through); the future gives one outcome per item, in order.
+
+        A long list goes to the committer in parts of at most JOB_MAX, so no receipt batch grows past
+        COMMIT_MAX + JOB_MAX leaves (a resend's receipt is read from its stored batch).
+        """
+        futures: list[Future[list[Outcome]]] = []
+        for start in range(0, max(len(items), 1), JOB_MAX):
+            futures.append(Future())
+            self._queue.put(_Job(list(items[start : start + JOB_MAX]), futures[-1]))
+        if len(futures) == 1:
+            return futures[0]
         done: Future[list[Outcome]] = Future()
-        self._queue.put(_Job(list(items), done))
+
+        def finish(_: Future[list[Outcome]]) -> None:  # every part is finished by the one committer thread
+            if done.done() or not all(f.done() for f in futures):
+                return
+            failed = [f.exception() for f in futures if f.exception() is not None]
+            if failed:
+                done.set_exception(failed[0])
+            else:
+                done.set_result([outcome for f in futures for outcome in f.result()])
+
+        for future in futures:
+            future.add_done_callback(finish)
         return done
 
     def _commit_loop(self) -> None:
@@ -183,12 +206,6 @@ class Ingest:
             # Signed before the commit but sent only after it: one signature for every leaf of the group.
             batch = sign_batch(leaves, now, self._authority) if leaves else None
             stored = self._store.submit(fresh, batch) if fresh else []
-            for record in stored:
-                if record.new and record.batch is not None and batch is not None:
-                    self._keep_batch(record.batch, batch)
-                    break
-            receipts = [self._receipt(s.entry.entry_hash, record) for s, record in zip(fresh, stored, strict=True)]
-            firsts = self._first_leaves(fresh)
         except ActasError as exc:
             failure = exc if isinstance(exc, StorageError) else StorageError(str(exc))
             for job in jobs:
@@ -196,6 +213,14 @@ class Ingest:
             return
         if any(s.new for s in stored) and self._on_stored is not None:
             self._on_stored()
+        receipts = [self._receipt(s.entry.entry_hash, record, batch) for s, record in zip(fresh, stored, strict=True)]
+        try:
+            firsts = self._first_leaves(fresh)
+        except ActasError as exc:  # stored all the same: a resend gets the receipt
+            failure = exc if isinstance(exc, StorageError) else StorageError(str(exc))
+            for job in jobs:
+                job.done.set_exception(failure)
+            return
         kept = iter(zip(stored, receipts, strict=True))
         for job in jobs:
             outcomes: list[Outcome] = []
@@ -207,7 +232,9 @@ class Ingest:
                 leaf = item.entry.entry_hash
                 record, receipt = next(kept)
                 first = firsts.get((item.entry.mesa or "", item.entry.contest or ""), leaf)
-                if first != leaf:
+                if isinstance(receipt, ActasError):
+                    outcomes.append(receipt)
+                elif first != leaf:
                     outcomes.append(Accepted("conflict", leaf, receipt, first, item.warnings))
                 else:
                     status: Status = "accepted" if record.new else "duplicate"
@@ -216,18 +243,28 @@ class Ingest:
 
     def _keep_batch(self, batch_id: int, batch: ReceiptBatch) -> None:
         self._batches[batch_id] = batch
-        while len(self._batches) > BATCHES_KEPT:
-            del self._batches[next(iter(self._batches))]
+        self._batches.move_to_end(batch_id)
+        # Bounded by leaves, not batches: a batch keeps its whole tree (and its text once answered).
+        while sum(len(b.leaves) for b in self._batches.values()) > BATCH_LEAVES_KEPT and len(self._batches) > 1:
+            self._batches.popitem(last=False)
 
-    def _receipt(self, leaf: bytes, record: Stored) -> str:
+    def _receipt(self, leaf: bytes, record: Stored, batch: ReceiptBatch | None) -> str | ActasError:
         """A stored leaf's receipt text, from the batch it was first stored with: a resend gets the same bytes."""
-        if record.batch is None:  # stored without a batch: a batch of one, the same for every resend
-            return sign_receipt(leaf, record.received, self._authority).to_bytes().decode()
-        batch = self._batches.get(record.batch)
-        if batch is None:
-            batch = self._store.receipt_batch(record.batch)
-            self._keep_batch(record.batch, batch)
-        return batch.receipt_json(leaf)
+        try:
+            if record.batch is None:  # stored without a batch: a batch of one, the same for every resend
+                return sign_receipt(leaf, record.received, self._authority).to_bytes().decode()
+            if record.new and batch is not None:
+                if record.batch not in self._batches:
+                    self._keep_batch(record.batch, batch)
+                return batch.receipt_json(leaf)  # the text of every node is made once for the whole group
+            earlier = self._batches.get(record.batch)
+            if earlier is None:
+                earlier = self._store.receipt_batch(record.batch)  # its stored nodes: no hashing again
+                self._keep_batch(record.batch, earlier)
+            return earlier.receipt(leaf).to_bytes().decode()
+        except (ActasError, KeyError) as exc:  # only this item: the rest of the group is answered
+            log.error("no receipt for stored leaf %s: %s", leaf.hex(), exc)
+            return StorageError(f"stored, but the receipt cannot be made now ({type(exc).__name__}); send it again")
 
     def _first_leaves(self, stored: Sequence[Submission]) -> dict[tuple[str, str], bytes]:
         """The leaf hash of the first acta of each mesa and contest: logged before the service, else submitted."""

@@ -1,0 +1,73 @@
+"""The committer: long requests in parts, one batch's failure kept to its own items."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+import actas.service.ingest as ingest_module
+from actas.core.election import Election
+from actas.core.keys import Signer
+from actas.core.receipt import parse_receipt
+from actas.errors import StorageError
+from actas.log.validate import Checked
+from actas.service.ingest import Accepted, Ingest
+from actas.storage.base import NewEntry
+from actas.storage.memory import MemoryLogStore
+from tests.service.conftest import Election as Data
+
+AUTHORITY = Signer.from_seed("results.example.org/ingest", b"\x07" * 32)
+
+
+def item(n: int) -> Checked:
+    """A checked acta for mesa m<n> (the committer does not check again)."""
+    data = b"acta %d" % n
+    return Checked(NewEntry(data, hashlib.sha256(data).digest(), "acta", mesa=f"m{n}", contest="c"), None, (), "dev")
+
+
+@pytest.fixture
+def ingest(election: Data) -> Iterator[Ingest]:
+    """An Ingest over an in-memory store (the stores have their own suite)."""
+    definition = Election.from_json((election.root / "election.json").read_bytes())
+    running = Ingest(MemoryLogStore(), definition, AUTHORITY, lambda: 1_750_000_000.0)
+    yield running
+    running.close()
+
+
+def test_a_long_request_is_committed_in_parts_and_answered_in_order(
+    ingest: Ingest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past JOB_MAX items a request becomes several commits; the answer keeps the request's order."""
+    monkeypatch.setattr(ingest_module, "JOB_MAX", 4)
+    monkeypatch.setattr(ingest_module, "COMMIT_MAX", 4)
+    outcomes = ingest.store([item(n) for n in range(11)]).result(timeout=10)
+    expected = [item(n).entry for n in range(11)]
+    assert [o.leaf_hash for o in outcomes if isinstance(o, Accepted)] == [e.entry_hash for e in expected if e]
+    receipts = [parse_receipt(o.receipt_json.encode()) for o in outcomes if isinstance(o, Accepted)]
+    assert max(r.batch_size for r in receipts) <= 8  # no batch past COMMIT_MAX + JOB_MAX leaves
+    assert len({r.signature for r in receipts}) >= 2
+    for receipt in receipts:
+        receipt.check(AUTHORITY.verifier)
+
+
+def test_a_receipt_that_cannot_be_made_fails_only_its_item(ingest: Ingest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resend whose stored batch cannot be read gets a storage error; the new acta beside it is answered."""
+    first = ingest.store([item(1)]).result(timeout=10)[0]
+    assert isinstance(first, Accepted)
+    ingest._batches.clear()  # as after a restart: the batch must come from the store
+
+    def unreadable(batch: int) -> None:
+        raise StorageError(f"batch {batch}: disk error")
+
+    monkeypatch.setattr(ingest._store, "receipt_batch", unreadable)
+    resent, new = ingest.store([item(1), item(2)]).result(timeout=10)
+    assert isinstance(resent, StorageError)
+    assert isinstance(new, Accepted)
+    assert new.status == "accepted"
+    parse_receipt(new.receipt_json.encode()).check(AUTHORITY.verifier)
+    monkeypatch.undo()
+    again = ingest.store([item(1)]).result(timeout=10)[0]  # readable again: the first receipt, byte for byte
+    assert isinstance(again, Accepted)
+    assert again.receipt_json == first.receipt_json
