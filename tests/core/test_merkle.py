@@ -233,3 +233,15 @@ def test_inclusion_proofs_sharing_right_edge_ranges_are_unchanged(size: int, pic
         shared = inclusion_proof(index, size, perfect, ranges)
         assert shared == inclusion_proof(index, size, perfect)
         verify_inclusion(leaves[index], index, size, shared, root)
+
+
+def test_the_range_memo_keeps_only_right_edge_ranges() -> None:
+    """Proofs of every leaf leave at most log2(size) memoized ranges: the memo does not grow with the log."""
+    size = 1000
+    leaves = [hashlib.sha256(i.to_bytes(4, "big")).digest() for i in range(size)]
+    perfect = perfect_hash_from_leaves(leaves)
+    ranges: dict[tuple[int, int], bytes] = {}
+    for index in range(size):
+        inclusion_proof(index, size, perfect, ranges)
+    assert 0 < len(ranges) <= size.bit_length()
+    assert all(hi == size for _, hi in ranges)

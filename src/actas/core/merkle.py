@@ -154,8 +154,8 @@ def inclusion_proof(
 ) -> list[bytes]:
     """Return the RFC 6962 audit path of leaf index in a tree of size leaves.
 
-    ranges, when given, keeps the hashes of right-edge ranges for proofs in the same tree (they are shared by
-    every leaf to their left, and cost several node hashes each).
+    ranges, when given, keeps the hashes of the tree's right-edge ranges for proofs in the same tree (at most
+    log₂ size of them, shared by every leaf to their left, and costing several node hashes each).
     """
     _check_size(size, "size")
     _check_size(index, "index")
@@ -167,7 +167,7 @@ def inclusion_proof(
     while hi - lo > 1:
         k = _split(hi - lo)
         if index < lo + k:
-            if ranges is None:
+            if ranges is None or hi != size:  # below the right edge a range is one perfect subtree: no memo
                 path.append(_range_hash(lo + k, hi, perfect_hash))
             else:
                 known = ranges.get((lo + k, hi))
