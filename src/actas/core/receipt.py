@@ -194,10 +194,6 @@ class ReceiptBatch:
         batch.__dict__["_levels"] = levels  # the cached property, taken as stored
         return batch
 
-    def index(self, leaf: bytes) -> int:
-        """Where a leaf is in the batch (its first place); KeyError if it is not in it."""
-        return self._positions[leaf]
-
     def receipt(self, leaf: bytes) -> Receipt:
         """The receipt of one leaf of the batch."""
         index = self._positions[leaf]

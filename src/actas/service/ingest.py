@@ -22,7 +22,7 @@ from typing import Literal
 from actas.core.election import Election
 from actas.core.keys import Signer
 from actas.core.merkle import leaf_hash
-from actas.core.receipt import Receipt, ReceiptBatch, parse_receipt, sign_batch, sign_receipt
+from actas.core.receipt import ReceiptBatch, sign_batch, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
 from actas.log.validate import Checked, check_chunk, check_one
 from actas.storage.base import Stored, Submission, SubmissionStore
@@ -46,11 +46,6 @@ class Accepted:
     receipt_json: str  # the receipt's canonical JSON text (formats.md §11), as sent
     conflicts_with: bytes | None = None  # conflict: the leaf hash of the mesa's first acta
     warnings: tuple[str, ...] = ()
-
-    @property
-    def receipt(self) -> Receipt:
-        """The receipt, parsed."""
-        return parse_receipt(self.receipt_json.encode())
 
     def conflict_error(self) -> ConflictError:
         """The error a conflicting acta is answered with (it is stored and logged all the same)."""
