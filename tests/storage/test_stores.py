@@ -6,6 +6,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -245,33 +246,36 @@ def test_marking_scattered_positions_leaves_the_others_queued(store: SubmissionS
     assert [p.submission.entry.data for p in store.pending(10)] == [b"\x05"]
 
 
-def test_an_old_sqlite_database_gains_the_batch_column_once_under_concurrent_opens(tmp_path: Path) -> None:
-    """Several processes opening a database made before receipt batches all succeed; its rows keep no batch."""
+def test_an_old_sqlite_database_gains_the_batch_column_once_when_another_opener_adds_it_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """Opening a pre-batch database while another process is adding the column waits for it and succeeds."""
     path = tmp_path / "log.db"
-    old = sqlite3.connect(path)
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
     old.executescript(SCHEMA.replace(",\n    batch INTEGER\n", "\n"))
     old.execute(
         "INSERT INTO submissions (hash, kind, mesa, contest, device, mesas, signer, received, data) "
         "VALUES (?, 'acta', 'm1', 'c', NULL, '', 'dev', 100, ?)",
         (hashlib.sha256(b"old").digest(), b"old"),
     )
-    old.commit()
-    old.close()
-    barrier = threading.Barrier(6)
+    # Another opener is half way: it holds the write lock and has added the column, not yet committed.
+    old.execute("BEGIN IMMEDIATE")
+    old.execute("ALTER TABLE submissions ADD COLUMN batch INTEGER")
     errors: list[BaseException] = []
 
     def open_store() -> None:
-        barrier.wait()
         try:
             SqliteLogStore(path).close()
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 
-    threads = [threading.Thread(target=open_store) for _ in range(6)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    opener = threading.Thread(target=open_store)
+    opener.start()
+    time.sleep(0.5)  # the opener has seen no column and waits for the write lock
+    old.execute("COMMIT")
+    old.close()
+    opener.join()
     assert errors == []
     store = SqliteLogStore(path)
     try:
