@@ -10,9 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from actas.core.acta import Acta, option_totals
 from actas.core.election import Election
-from actas.core.entries import acta_entry, enroll_entry, observation_entry
+from actas.core.entries import enroll_entry, observation_entry
 from actas.core.keys import Signer, Verifier
 from actas.core.note import cosign_checkpoint, open_checkpoint
 from actas.core.qr import encode_payload
@@ -20,8 +19,7 @@ from actas.log.writer import LogWriter
 from actas.publish.bundle import publish_bundle
 from actas.publish.pages import script_json
 from actas.simulate.geography import generate_value
-from actas.simulate.run import create_data_dir, derive_seed, device_signer
-from actas.simulate.votes import generate_counts
+from actas.simulate.run import create_data_dir, derive_seed, device_signer, signed_actas
 from actas.storage.blobs import FileBlobStore
 from actas.storage.layout import DataDir
 from actas.storage.sqlite import SqliteLogStore
@@ -49,23 +47,7 @@ def _two_contests(root: Path, origin: str = "results.example.org/two") -> tuple[
         )
         first: bytes = b""
         for contest_id in ("presidente", "gobernador"):
-            contest = election.contest(contest_id)
-            assert contest is not None
-            batch = []
-            for counts in generate_counts(election, SEED, contest=contest_id):
-                device = device_signer(SEED, counts.mesa)
-                acta = Acta(
-                    election=election.origin,
-                    mesa=election.mesa_id(counts.mesa),
-                    contest=contest_id,
-                    registered=counts.registered,
-                    tickets=counts.tickets,
-                    options=option_totals(counts.tickets, contest),
-                    null=counts.null,
-                    blank=counts.blank,
-                    device=str(device.verifier),
-                )
-                batch.append(acta_entry(acta, device))
+            batch = list(signed_actas(election, SEED, contest_id))
             first = first or batch[0]
             writer.append(batch)
         digest = FileBlobStore(data.images).put(PNG)

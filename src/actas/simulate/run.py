@@ -69,9 +69,9 @@ def _batches(items: Iterator[bytes], size: int) -> Iterator[list[bytes]]:
         yield batch
 
 
-def signed_actas(election: Election, seed: int) -> Iterator[bytes]:
-    """One acta per mesa, signed by the mesa's simulated device, as the stations would transmit them."""
-    for counts in generate_counts(election, seed):
+def signed_actas(election: Election, seed: int, contest_id: str | None = None) -> Iterator[bytes]:
+    """One acta per mesa (of one contest, else the first), signed by its simulated device, as stations send them."""
+    for counts in generate_counts(election, seed, contest=contest_id):
         contest = election.contest(counts.contest)
         assert contest is not None
         device = device_signer(seed, counts.mesa)
