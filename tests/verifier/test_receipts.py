@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from actas.core.keys import Signer, Verifier
 from actas.core.merkle import leaf_hash, root_of
 from actas.core.note import Checkpoint, sign_checkpoint
-from actas.core.receipt import MAX_TIME, Receipt, parse_receipt, sign_receipt
+from actas.core.receipt import MAX_TIME, Receipt, parse_receipt, sign_batch, sign_receipt
 from actas.errors import ActasError, MalformedError, VerificationFailed
 from actas.simulate.run import simulate
 from actas.storage.sqlite import SqliteLogStore
@@ -148,7 +148,9 @@ def test_load_receipt_files_reads_directories_and_names_bad_files(log: Log, tmp_
 # -- receipt parsing, fuzzed ------------------------------------------------------------------------------
 
 SIGNER = Signer.from_seed("results.example.org/fuzz", b"\x03" * 32)
-SIGNED = sign_receipt(bytes(range(32)), T, SIGNER).to_bytes()
+# A receipt of a batch of five, so that mutations also land in its place, size and audit path.
+BATCH_LEAVES = [bytes([i]) * 32 for i in range(4)] + [bytes(range(32))]
+SIGNED = sign_batch(BATCH_LEAVES, T, SIGNER).receipt(bytes(range(32))).to_bytes()
 origins = st.text(st.characters(codec="utf-8"), min_size=1, max_size=40)
 
 
@@ -195,4 +197,6 @@ def test_a_receipt_that_cannot_be_encoded_cannot_be_made() -> None:
 
 
 def test_the_unmutated_receipt_verifies() -> None:
-    parse_receipt(SIGNED).check(SIGNER.verifier)
+    receipt = parse_receipt(SIGNED)
+    receipt.check(SIGNER.verifier)
+    assert (receipt.batch_index, receipt.batch_size, len(receipt.path)) == (4, 5, 1)
