@@ -202,3 +202,17 @@ def test_another_server_takes_over_sequencing_after_sigkill(
     posted = httpx.post(f"{other.url}/v1/actas", content=election.actas[0], headers=JSON, timeout=10)
     assert posted.status_code == 201, posted.text
     wait_until(lambda: other.size() == ELECTION_ENTRIES + 1, 5, "the new sequencer logging an acta")
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
+def test_sigterm_ends_every_process_the_server_started(
+    election: Election, tmp_path: Path, serve: Callable[..., Serve]
+) -> None:
+    """SIGTERM to a ``-j 2`` server whose worker pool ran: it exits and leaves no worker or fork server behind."""
+    server = serve(election.root, tmp_path / "server.log", "-j", "2")
+    lines = list(islice(cycle(election.actas[:39]), 600))  # over 2 × 256 lines: checked by the worker pool
+    response = httpx.post(f"{server.url}/v1/actas:batch", content=b"\n".join(lines) + b"\n", headers=NDJSON, timeout=30)
+    assert response.status_code == 200, response.text
+    assert [pid for pid in group_members(server.pgid) if pid != server.proc.pid], "the worker pool did not start"
+    server.stop()
+    wait_until(lambda: group_members(server.pgid) == [], 10, "every process of the stopped server's group gone")

@@ -107,10 +107,7 @@ def serve(
     if processes > 1:
         _supervise(config, host, port, log_level, processes)
         return
-    runtime = Runtime(config)
-    try:
-        runtime.start()
-        app = create_app(runtime)
-        uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
-    finally:
-        runtime.close()
+    # The app's lifespan closes the runtime: uvicorn re-raises SIGTERM once it has shut down, so code after
+    # run() never runs, and a close there would leave the verification workers behind.
+    app = create_app(Runtime(config), manage=True)
+    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
