@@ -57,6 +57,7 @@ def test_a_receipt_that_cannot_be_made_fails_only_its_item(ingest: Ingest, monke
     first = ingest.store([item(1)]).result(timeout=10)[0]
     assert isinstance(first, Accepted)
     ingest._batches.clear()  # as after a restart: the batch must come from the store
+    ingest._kept_leaves = 0
 
     def unreadable(batch: int) -> None:
         raise StorageError(f"batch {batch}: disk error")
@@ -71,3 +72,18 @@ def test_a_receipt_that_cannot_be_made_fails_only_its_item(ingest: Ingest, monke
     again = ingest.store([item(1)]).result(timeout=10)[0]  # readable again: the first receipt, byte for byte
     assert isinstance(again, Accepted)
     assert again.receipt_json == first.receipt_json
+
+
+def test_the_cache_of_recent_batches_stays_bounded_by_leaves(ingest: Ingest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many small commits: the oldest batches are dropped once the kept leaves pass the bound, newest kept."""
+    monkeypatch.setattr(ingest_module, "BATCH_LEAVES_KEPT", 10)
+    for n in range(0, 30, 3):  # ten commits of three new leaves, then a resend of the newest
+        ingest.store([item(n), item(n + 1), item(n + 2)]).result(timeout=10)
+    kept = list(ingest._batches.values())
+    assert sum(len(b.leaves) for b in kept) == ingest._kept_leaves == 9
+    newest = [item(n).entry for n in (27, 28, 29)]
+    assert kept[-1].leaves == tuple(e.entry_hash for e in newest if e is not None)
+    again = ingest.store([item(29)]).result(timeout=10)[0]
+    assert isinstance(again, Accepted)
+    assert again.status == "duplicate"
+    assert ingest._kept_leaves == 9

@@ -87,6 +87,7 @@ class Ingest:
         self._enrolled: dict[str, set[str]] = {}
         self._enrolled_lock = threading.Lock()
         self._batches: OrderedDict[int, ReceiptBatch] = OrderedDict()  # the committer thread's recent batches
+        self._kept_leaves = 0  # leaves of the batches in _batches
         for device, mesa in store.enrollments():
             self._enrolled.setdefault(device, set()).add(mesa)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -108,6 +109,43 @@ class Ingest:
     def check(self, data: bytes) -> Checked:
         """Stateless checks plus enrollment for one submitted acta."""
         return self._enrollment(check_one(data, self._election, self._authority.verifier))
+
+    def check_and_store(
+        self, data: bytes, threads: Executor, admit: Callable[[Checked], None] | None = None
+    ) -> Future[Outcome]:
+        """check() on one of threads, admit() (which may raise), then store(): one future for the whole way.
+
+        The caller waits once; the checking thread hands the submission straight to the committer, without a
+        turn of the caller's event loop in between.
+        """
+        done: Future[Outcome] = Future()
+
+        def stored(future: Future[list[Outcome]]) -> None:
+            error = future.exception()
+            if error is not None:
+                done.set_exception(error)
+            else:
+                done.set_result(future.result()[0])
+
+        def run() -> None:
+            try:
+                checked = self.check(data)
+                if checked.entry is None:  # rejected: nothing to store
+                    assert checked.error is not None
+                    done.set_result(checked.error)
+                    return
+                if admit is not None:
+                    admit(checked)
+            except ActasError as exc:
+                done.set_result(exc)
+                return
+            except BaseException as exc:  # never leave the caller waiting
+                done.set_exception(exc)
+                return
+            self.store([checked]).add_done_callback(stored)
+
+        threads.submit(run)
+        return done
 
     def check_many(self, items: Sequence[bytes]) -> list[Checked]:
         """check() for many, in worker processes when a pool is configured and the batch is large."""
@@ -237,11 +275,15 @@ class Ingest:
             job.done.set_result(outcomes)
 
     def _keep_batch(self, batch_id: int, batch: ReceiptBatch) -> None:
+        if batch_id in self._batches:
+            self._batches.move_to_end(batch_id)
+            return
         self._batches[batch_id] = batch
-        self._batches.move_to_end(batch_id)
-        # Bounded by leaves, not batches: a batch keeps its whole tree (and its text once answered).
-        while sum(len(b.leaves) for b in self._batches.values()) > BATCH_LEAVES_KEPT and len(self._batches) > 1:
-            self._batches.popitem(last=False)
+        self._kept_leaves += len(batch.leaves)
+        # Bounded by leaves, not batches: a batch keeps its whole tree (and its text once answered). A running
+        # count: small groups make thousands of batches, too many to add up on every commit.
+        while self._kept_leaves > BATCH_LEAVES_KEPT and len(self._batches) > 1:
+            self._kept_leaves -= len(self._batches.popitem(last=False)[1].leaves)
 
     def _receipt(self, leaf: bytes, record: Stored, batch: ReceiptBatch | None) -> str | ActasError:
         """A stored leaf's receipt text, from the batch it was first stored with: a resend gets the same bytes."""
