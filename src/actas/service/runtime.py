@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from actas.core.election import Election
 from actas.core.keys import Signer, Verifier
 from actas.errors import StorageError
-from actas.log.validate import check_one, init_worker
+from actas.log.validate import check_chunk, check_one, init_worker
 from actas.log.writer import LogWriter
 from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
@@ -80,15 +81,22 @@ class Runtime:
             else None
         )
         self.check_threads = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="actas-check")
-        self.reader = self.open_store()  # read routes; the store guards its own connection
+        self.reader = self.open_store()  # read routes and small writes of the event loop, under reader_lock
+        self.reader_lock = threading.Lock()
         self.address_limiter = RateLimiter(config.address_limit, "client address", clock)
         self.device_limiter = RateLimiter(config.device_limit, "device key", clock)
         self.live = LiveLog(self.data.log, self.election, self.verifier, self.open_store, self._enrolled)
         self.sequencer: Sequencer | None = None
+        self._started = False
         if config.sequence:
             self.sequencer = Sequencer(self.open_store, self._open_writer, self._lock(), self.live.poke, config.fault)
         wake = self.sequencer.wake if self.sequencer is not None else None
         self.ingest = Ingest(self.open_store(), self.election, self.authority, clock, self._pool, wake)
+
+    def submitted_before(self, leaves: Sequence[bytes]) -> set[bytes]:
+        """Which of these leaves were submitted before (resends are not charged to a device's rate limit)."""
+        with self.reader_lock:
+            return set(self.reader.submitted(leaves))
 
     def _enrolled(self, device: str, mesas: list[str]) -> None:
         self.ingest.add_enrollment(device, mesas)
@@ -136,7 +144,15 @@ class Runtime:
             target.close()
 
     def start(self) -> None:
-        """Start the live view and, when configured, the sequencer."""
+        """Start the verification workers, the live view and, when configured, the sequencer (once)."""
+        if self._started:
+            return
+        self._started = True
+        if self._pool is not None:
+            # Every worker now, not on the first large batch: starting one and loading the election takes about
+            # a second, which would otherwise fall on the first collection centre's upload.
+            for _ in range(self.config.workers):
+                self._pool.submit(check_chunk, [])
         self.live.start()
         if self.sequencer is not None:
             self.sequencer.start()
