@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import threading
 from collections.abc import AsyncGenerator, AsyncIterator
 from http import HTTPStatus
 from typing import Any
@@ -26,15 +24,16 @@ from starlette.formparsers import MultiPartException, MultiPartParser
 from actas.core import merkle
 from actas.core.b64 import b64encode
 from actas.core.note import Checkpoint, open_signed_checkpoint, verify_cosignature
-from actas.core.qr import decode_payload
 from actas.core.tiles import perfect_hash_from_tiles
 from actas.errors import ActasError, EnrollmentError, MalformedError, NotFoundError, TooLargeError
 from actas.log.proofs import TileCache
-from actas.service.ingest import Accepted, Outcome
+from actas.service.answers import PROBLEM_MEMBERS, accepted_json, json_text
+from actas.service.ingest import Outcome
 from actas.service.observations import check_upload
 from actas.service.problems import MEDIA_TYPE, PROBLEM_RESPONSE, problem
 from actas.service.read_routes import add_read_routes
 from actas.service.runtime import Runtime
+from actas.service.single_submit import SingleSubmit, submit_one
 from actas.service.site_files import mount_site
 from actas.storage.blobs import FileBlobStore
 
@@ -76,13 +75,12 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
         (429, "rate limited"),
     )
 }
-_PROBLEM_MEMBERS = frozenset({"type", "title", "status", "code", "detail", "instance"})
 
 
 def problem_response(error: ActasError, request: Request, extra: dict[str, Any] | None = None) -> JSONResponse:
     """The problem+json response of an error; extra members never replace the RFC 9457 ones (type, status, …)."""
     body = problem(error, request.url.path)
-    body |= {key: value for key, value in (extra or {}).items() if key not in _PROBLEM_MEMBERS}
+    body |= {key: value for key, value in (extra or {}).items() if key not in PROBLEM_MEMBERS}
     headers = {}
     if body["status"] == 429:
         headers["Retry-After"] = str(max(1, round(body.get("retry_after", 1))))
@@ -110,28 +108,6 @@ def _client(request: Request) -> str:
     return request.client.host if request.client is not None else "unknown"
 
 
-def _json(value: object) -> str:
-    """JSON text as the framework's JSONResponse writes it."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
-
-
-def _accepted_json(outcome: Accepted, line: int | None = None) -> str:
-    """The answer for one stored submission, as JSON text around the receipt's own canonical text."""
-    leaf = outcome.leaf_hash.hex()
-    head = f'{{"line":{line},' if line is not None else "{"
-    existing = f',"existing_leaf_hash":"{outcome.conflicts_with.hex()}"' if outcome.conflicts_with is not None else ""
-    warnings = _json(list(outcome.warnings)) if outcome.warnings else "[]"
-    return (
-        f'{head}"status":"{outcome.status}","leaf_hash":"{leaf}","receipt":{outcome.receipt_json},'
-        f'"proof":"/v1/proof/{leaf}","warnings":{warnings}{existing}}}'
-    )
-
-
-def _accepted_value(outcome: Accepted) -> dict[str, Any]:
-    value: dict[str, Any] = json.loads(_accepted_json(outcome))
-    return value
-
-
 def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
     """The ASGI application over a runtime; with manage, the app starts and closes it, else the caller does."""
 
@@ -149,7 +125,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         version="1",
         description="Signed actas in, receipts out; the public log, results and events.",
     )
-    reader_lock = threading.Lock()  # one reader connection; read routes run on the event loop, small and quick
+    reader_lock = runtime.reader_lock  # one reader connection; read routes run on the event loop, small and quick
 
     @app.exception_handler(ActasError)
     async def actas_error(request: Request, exc: ActasError) -> JSONResponse:
@@ -189,11 +165,6 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         hashes = perfect_hash_from_tiles(TileCache(runtime.data.log).read, current.checkpoint.size)
         return bool(merkle.root_from_perfect(checkpoint.size, hashes) == checkpoint.root_hash)
 
-    def known(leaves: list[bytes]) -> set[bytes]:
-        """Which of these leaves were submitted before (resends are not charged to a device's rate limit)."""
-        with reader_lock:
-            return set(runtime.reader.submitted(leaves))
-
     # -- ingest -------------------------------------------------------------------------------------------
 
     @app.get("/healthz", summary="Liveness (also the benchmark's trivial endpoint)")
@@ -209,34 +180,12 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         status_code=201,
     )
     async def submit_acta(request: Request) -> Response:
+        # Answered by the SingleSubmit layer in front of the app; this route documents it and answers the same.
         runtime.address_limiter.check(_client(request))
         body = await read_body(request, runtime.config.max_acta_body)
         media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
-        if media == "text/plain":
-            try:
-                text = body.decode("ascii")
-            except UnicodeDecodeError:
-                raise MalformedError("payload: not ASCII text") from None
-            body = decode_payload(text.removesuffix("\n"))
-        elif media not in ("application/json", ""):
-            raise MalformedError(f"content-type {media!r}: send application/json or text/plain (QR payload)")
-        # On a thread: the signature check releases the GIL, so it runs beside the event loop on another core.
-        checked = await asyncio.get_running_loop().run_in_executor(runtime.check_threads, runtime.ingest.check, body)
-        limited = runtime.config.device_limit.rate > 0
-        if (
-            limited
-            and checked.signer is not None
-            and checked.entry is not None
-            and not known([checked.entry.entry_hash])
-        ):
-            runtime.device_limiter.check(checked.signer)  # resends are free: actas are public, replays are cheap
-        outcome = (await asyncio.wrap_future(runtime.ingest.store([checked])))[0]
-        if isinstance(outcome, ActasError):
-            raise outcome
-        if outcome.status == "conflict":
-            return problem_response(outcome.conflict_error(), request, _accepted_value(outcome))
-        status = 201 if outcome.status == "accepted" else 200
-        return Response(_accepted_json(outcome), status_code=status, media_type="application/json")
+        answer = await submit_one(runtime, media, body)
+        return Response(answer.text, answer.status, dict(answer.headers), media_type=answer.media_type)
 
     @app.post(
         "/v1/actas:batch",
@@ -255,7 +204,8 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         lines = [line.removesuffix(b"\r") for line in body.split(b"\n")[:count]]
         checked = await run_in_threadpool(runtime.ingest.check_many, lines)
         leaves = [item.entry.entry_hash for item in checked if item.entry is not None]
-        seen = known(leaves) if runtime.config.device_limit.rate > 0 else set()  # only a device limit needs it
+        # Only a device limit needs to know which lines are resends.
+        seen = runtime.submitted_before(leaves) if runtime.config.device_limit.rate > 0 else set()
         limited: dict[int, ActasError] = {}
         for n, item in enumerate(checked):
             if item.signer is not None and item.entry is not None and item.entry.entry_hash not in seen:
@@ -272,13 +222,13 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
             outcome = limited[n] if n in limited else next(stored)
             if isinstance(outcome, ActasError):
                 counts["rejected"] += 1
-                results.append(_json({"line": n + 1, "status": "rejected", "problem": problem(outcome)}))
+                results.append(json_text({"line": n + 1, "status": "rejected", "problem": problem(outcome)}))
             else:
                 counts[outcome.status] += 1
-                results.append(_accepted_json(outcome, n + 1))
+                results.append(accepted_json(outcome, n + 1))
         # Written as text around each receipt's canonical text: encoding a thousand nested values was a tenth
         # of the service process's work per acta.
-        text = f'{{"results":[{",".join(results)}],{_json(counts)[1:]}'
+        text = f'{{"results":[{",".join(results)}],{json_text(counts)[1:]}'
         return Response(text, media_type="application/json")
 
     add_read_routes(app, runtime, reader_lock)  # on the app itself: an included router adds a layer per request
@@ -358,8 +308,9 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         if isinstance(outcome, ActasError):
             raise outcome
         status = 201 if outcome.status == "accepted" else 200
-        return Response(_accepted_json(outcome), status_code=status, media_type="application/json")
+        return Response(accepted_json(outcome), status_code=status, media_type="application/json")
 
     if runtime.config.site is not None:
         mount_site(app, runtime.config.site)  # last: every route above takes precedence
+    app.add_middleware(SingleSubmit, runtime=runtime)
     return app

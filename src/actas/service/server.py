@@ -107,7 +107,13 @@ def serve(
     if processes > 1:
         _supervise(config, host, port, log_level, processes)
         return
+    runtime = Runtime(config)
+    try:
+        runtime.start()  # here, not in the app's lifespan: a failure stops serve with its own error
+    except BaseException:
+        runtime.close()
+        raise
     # The app's lifespan closes the runtime: uvicorn re-raises SIGTERM once it has shut down, so code after
     # run() never runs, and a close there would leave the verification workers behind.
-    app = create_app(Runtime(config), manage=True)
+    app = create_app(runtime, manage=True)
     uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()

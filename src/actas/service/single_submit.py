@@ -1,0 +1,123 @@
+"""POST /v1/actas, the route every station calls, answered by a plain ASGI layer in front of the framework.
+
+A single submission costs the service process's one event loop a request's worth of Python, and the framework's
+layers (routing, dependency solving, exception middleware, response classes) were a sixth of it. This layer
+answers that one route itself and passes every other request on unchanged. The framework keeps a route for the
+same path, which documents it in the OpenAPI schema and answers it the same way where this layer is not in front.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from actas.core.qr import decode_payload
+from actas.errors import ActasError, MalformedError, TooLargeError
+from actas.log.validate import Checked
+from actas.service.answers import accepted_json, json_text, problem_body
+from actas.service.problems import MEDIA_TYPE
+from actas.service.runtime import Runtime
+
+PATH = "/v1/actas"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response: status, media type, JSON text and any extra headers."""
+
+    status: int
+    media_type: str
+    text: str
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def error_answer(error: ActasError, instance: str, extra_json: str | None = None) -> Answer:
+    """The problem+json answer of an error (Retry-After on 429); extra members never replace RFC 9457 ones."""
+    body = problem_body(error, instance, extra_json)
+    status = int(body["status"])
+    headers = (("retry-after", str(max(1, round(body.get("retry_after", 1))))),) if status == 429 else ()
+    return Answer(status, MEDIA_TYPE, json_text(body), headers)
+
+
+async def submit_one(runtime: Runtime, media: str, body: bytes) -> Answer:
+    """Check, store and answer one submission (JSON or a QR payload); an error is answered as a problem."""
+    try:
+        if media == "text/plain":
+            try:
+                text = body.decode("ascii")
+            except UnicodeDecodeError:
+                raise MalformedError("payload: not ASCII text") from None
+            body = decode_payload(text.removesuffix("\n"))
+        elif media not in ("application/json", ""):
+            raise MalformedError(f"content-type {media!r}: send application/json or text/plain (QR payload)")
+        admit = _device_limit(runtime) if runtime.config.device_limit.rate > 0 else None
+        # Checked on a thread (the signature check releases the GIL, so it runs beside the event loop on another
+        # core), then handed to the committer from there: the event loop waits once.
+        outcome = await asyncio.wrap_future(runtime.ingest.check_and_store(body, runtime.check_threads, admit))
+        if isinstance(outcome, ActasError):
+            raise outcome
+    except ActasError as exc:
+        return error_answer(exc, PATH)
+    if outcome.status == "conflict":
+        return error_answer(outcome.conflict_error(), PATH, accepted_json(outcome))
+    return Answer(201 if outcome.status == "accepted" else 200, "application/json", accepted_json(outcome))
+
+
+def _device_limit(runtime: Runtime) -> Callable[[Checked], None]:
+    def admit(checked: Checked) -> None:
+        assert checked.entry is not None
+        if checked.signer is not None and not runtime.submitted_before([checked.entry.entry_hash]):
+            runtime.device_limiter.check(checked.signer)  # resends are free: actas are public, replays are cheap
+
+    return admit
+
+
+class SingleSubmit:
+    """The ASGI layer: POST /v1/actas answered here, every other request passed to the app behind."""
+
+    def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        runtime = self.runtime
+        headers = dict(scope["headers"])
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        try:
+            runtime.address_limiter.check(client)
+            body = await _read_body(receive, headers.get(b"content-length"), runtime.config.max_acta_body)
+        except ActasError as exc:
+            answer = error_answer(exc, PATH)
+        else:
+            media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+            answer = await submit_one(runtime, media.decode("latin-1"), body)
+        payload = answer.text.encode()
+        head = [(b"content-length", b"%d" % len(payload)), (b"content-type", answer.media_type.encode())]
+        head += [(name.encode(), value.encode()) for name, value in answer.headers]
+        await send({"type": "http.response.start", "status": answer.status, "headers": head})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
+    """The request body, refused with 413 as soon as it is known to exceed limit."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise TooLargeError(f"body of {declared.decode()} bytes is more than the {limit} this route takes")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise MalformedError("the client went away before the body ended")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise TooLargeError(f"body is more than the {limit} bytes this route takes")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
