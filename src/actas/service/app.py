@@ -28,12 +28,12 @@ from actas.core.tiles import perfect_hash_from_tiles
 from actas.errors import ActasError, EnrollmentError, MalformedError, NotFoundError, TooLargeError
 from actas.log.proofs import TileCache
 from actas.service.answers import PROBLEM_MEMBERS, accepted_json, json_text
+from actas.service.hot_routes import HotRoutes, submit_one
 from actas.service.ingest import Outcome
 from actas.service.observations import check_upload
 from actas.service.problems import MEDIA_TYPE, PROBLEM_RESPONSE, problem
 from actas.service.read_routes import add_read_routes
 from actas.service.runtime import Runtime
-from actas.service.single_submit import SingleSubmit, submit_one
 from actas.service.site_files import mount_site
 from actas.storage.blobs import FileBlobStore
 
@@ -180,12 +180,12 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         status_code=201,
     )
     async def submit_acta(request: Request) -> Response:
-        # Answered by the SingleSubmit layer in front of the app; this route documents it and answers the same.
+        # Answered by the HotRoutes layer in front of the app; this route documents it and answers the same.
         runtime.address_limiter.check(_client(request))
         body = await read_body(request, runtime.config.max_acta_body)
         media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
         answer = await submit_one(runtime, media, body)
-        return Response(answer.text, answer.status, dict(answer.headers), media_type=answer.media_type)
+        return Response(answer.body, answer.status, dict(answer.headers), media_type=answer.media_type)
 
     @app.post(
         "/v1/actas:batch",
@@ -312,5 +312,5 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
 
     if runtime.config.site is not None:
         mount_site(app, runtime.config.site)  # last: every route above takes precedence
-    app.add_middleware(SingleSubmit, runtime=runtime)
+    app.add_middleware(HotRoutes, runtime=runtime)
     return app

@@ -6,7 +6,6 @@ Read routes run on the event loop: each is a small in-memory or single-tile read
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import threading
 from collections.abc import AsyncIterator
@@ -14,12 +13,12 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-from actas.core.merkle import leaf_hash
 from actas.core.note import add_signatures
 from actas.core.tally import area_value, expected_per_area
 from actas.errors import MalformedError, NotFoundError, UnavailableError
-from actas.log.proofs import TileCache, leaf_proof
+from actas.log.proofs import leaf_proof
 from actas.service.live import Snapshot
+from actas.service.mesa_page import mesa_page
 from actas.service.problems import PROBLEM_RESPONSE, read_errors
 from actas.service.runtime import Runtime
 
@@ -30,15 +29,10 @@ _TILE = re.compile(r"(?:[0-9]|[1-5][0-9]|6[0-3]|entries)/(?:x[0-9]{3}/)*[0-9]{3}
 _HEX_LEAF = re.compile(r"[0-9a-f]{64}\Z")
 
 
-def _json_text(text: bytes | None) -> bytes:
-    """A JSON string of UTF-8 text (a tlog-proof, whose checkpoint note has an em dash), or null."""
-    return b"null" if text is None else json.dumps(text.decode("utf-8"), ensure_ascii=False).encode("utf-8")
-
-
 def add_read_routes(router: FastAPI, runtime: Runtime, reader_lock: threading.Lock) -> None:
     """The read routes over a runtime; reader_lock guards its one reader connection."""
     election = runtime.election
-    tiles = TileCache(runtime.data.log)  # a tile of a given width never changes: proofs hash it once
+    tiles = runtime.tiles
     mesas_per_area, registered_per_area = expected_per_area(election)
     children: list[list[int]] = [[] for _ in election.areas]
     roots: list[int] = []
@@ -183,46 +177,9 @@ def add_read_routes(router: FastAPI, runtime: Runtime, reader_lock: threading.Lo
         responses=read_errors(404, 503),
     )
     async def mesa_view(mesa: str) -> Response:
-        if election.mesa_index(mesa) is None:
-            raise NotFoundError(f"mesa {mesa!r} is not in this election")
-        current = snapshot()
-        size = current.checkpoint.size
-        contests: list[bytes] = []
-        for contest in election.contests:
-            key = (mesa, contest.id)
-            with reader_lock:
-                indexes = runtime.reader.mesa_indexes(mesa, contest.id)
-                entries = [runtime.reader.read(i, i + 1)[0] for i in indexes]
-                submitted = runtime.reader.submitted_for_mesas([key]).get(key, [])
-            actas: list[bytes] = []
-            logged = set()
-            for n, (index, data) in enumerate(zip(indexes, entries, strict=True)):
-                leaf = leaf_hash(data)
-                logged.add(leaf)
-                included = index < size
-                status = ("counted" if n == 0 else "conflict") if included else "sequenced"
-                proof = leaf_proof(runtime.data.log, index, current.checkpoint_bytes, size, tiles) if included else None
-                # Built as bytes, not a dict: the entry is our own stored canonical JSON, embedded as it is, which
-                # spares decoding and encoding it again on the read path that stations and live pages hit most.
-                actas.append(
-                    b'{"leaf_index":%d,"leaf_hash":"%s","status":"%s","entry":%s,"proof":%s}'
-                    % (index, leaf.hex().encode(), status.encode(), data, _json_text(proof))
-                )
-            actas += [
-                b'{"leaf_hash":"%s","status":"received"}' % leaf.hex().encode()
-                for leaf in submitted
-                if leaf not in logged
-            ]
-            contests.append(
-                b'{"contest":%s,"actas":[%s],"conflict":%s}'
-                % (json.dumps(contest.id).encode(), b",".join(actas), b"true" if len(actas) > 1 else b"false")
-            )
-        binding = json.dumps(current.binding.to_value(), separators=(",", ":")).encode()
-        body = b'{"mesa":%s,"checkpoint":%s,"contests":[%s]}' % (
-            json.dumps(mesa).encode(),
-            binding,
-            b",".join(contests),
-        )
+        # Answered by the HotRoutes layer in front of the app; this route documents it and answers the same.
+        with reader_lock:
+            body = mesa_page(runtime, tiles, mesa)
         return Response(body, media_type="application/json")
 
     @router.get("/v1/events", summary="Server-sent events: new checkpoints and result changes")

@@ -14,6 +14,7 @@ from pathlib import Path
 from actas.core.election import Election
 from actas.core.keys import Signer, Verifier
 from actas.errors import StorageError
+from actas.log.proofs import TileCache
 from actas.log.validate import check_chunk, check_one, init_worker
 from actas.log.writer import LogWriter
 from actas.service.ingest import Ingest
@@ -83,6 +84,7 @@ class Runtime:
         self.check_threads = ThreadPoolExecutor(CHECK_THREADS, thread_name_prefix="actas-check")
         self.reader = self.open_store()  # read routes and small writes of the event loop, under reader_lock
         self.reader_lock = threading.Lock()
+        self.tiles = TileCache(self.data.log)  # hashed tiles for proofs: a tile of a given width never changes
         self.address_limiter = RateLimiter(config.address_limit, "client address", clock)
         self.device_limiter = RateLimiter(config.device_limit, "device key", clock)
         self.live = LiveLog(self.data.log, self.election, self.verifier, self.open_store, self._enrolled)

@@ -1,14 +1,16 @@
-"""POST /v1/actas, the route every station calls, answered by a plain ASGI layer in front of the framework.
+"""The two routes stations and live pages call most, answered by a plain ASGI layer in front of the framework.
 
-A single submission costs the service process's one event loop a request's worth of Python, and the framework's
-layers (routing, dependency solving, exception middleware, response classes) were a sixth of it. This layer
-answers that one route itself and passes every other request on unchanged. The framework keeps a route for the
-same path, which documents it in the OpenAPI schema and answers it the same way where this layer is not in front.
+``POST /v1/actas`` (every station's acta) and ``GET /v1/mesas/{id}`` (a mesa's actas and proofs) each cost the
+service process's one event loop a request's worth of Python, and the framework's layers (routing, dependency
+solving, exception middleware, response classes) were a sixth of it. This layer answers those two routes itself
+and passes every other request on unchanged. The framework keeps a route for each, which documents it in the
+OpenAPI schema and answers it the same way where this layer is not in front.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,19 +20,22 @@ from actas.core.qr import decode_payload
 from actas.errors import ActasError, MalformedError, TooLargeError
 from actas.log.validate import Checked
 from actas.service.answers import accepted_json, json_text, problem_body
+from actas.service.mesa_page import mesa_page
 from actas.service.problems import MEDIA_TYPE
 from actas.service.runtime import Runtime
 
+log = logging.getLogger("actas.service")
 PATH = "/v1/actas"
+MESAS = "/v1/mesas/"
 
 
 @dataclass(frozen=True, slots=True)
 class Answer:
-    """A response: status, media type, JSON text and any extra headers."""
+    """A response: status, media type, body and any extra headers."""
 
     status: int
     media_type: str
-    text: str
+    body: bytes
     headers: tuple[tuple[str, str], ...] = ()
 
 
@@ -38,8 +43,10 @@ def error_answer(error: ActasError, instance: str, extra_json: str | None = None
     """The problem+json answer of an error (Retry-After on 429); extra members never replace RFC 9457 ones."""
     body = problem_body(error, instance, extra_json)
     status = int(body["status"])
+    if status >= 500:
+        log.error("%s: %s", instance, error)
     headers = (("retry-after", str(max(1, round(body.get("retry_after", 1))))),) if status == 429 else ()
-    return Answer(status, MEDIA_TYPE, json_text(body), headers)
+    return Answer(status, MEDIA_TYPE, json_text(body).encode(), headers)
 
 
 async def submit_one(runtime: Runtime, media: str, body: bytes) -> Answer:
@@ -63,7 +70,8 @@ async def submit_one(runtime: Runtime, media: str, body: bytes) -> Answer:
         return error_answer(exc, PATH)
     if outcome.status == "conflict":
         return error_answer(outcome.conflict_error(), PATH, accepted_json(outcome))
-    return Answer(201 if outcome.status == "accepted" else 200, "application/json", accepted_json(outcome))
+    status = 201 if outcome.status == "accepted" else 200
+    return Answer(status, "application/json", accepted_json(outcome).encode())
 
 
 def _device_limit(runtime: Runtime) -> Callable[[Checked], None]:
@@ -75,17 +83,35 @@ def _device_limit(runtime: Runtime) -> Callable[[Checked], None]:
     return admit
 
 
-class SingleSubmit:
-    """The ASGI layer: POST /v1/actas answered here, every other request passed to the app behind."""
+def mesa_answer(runtime: Runtime, mesa: str) -> Answer:
+    """GET /v1/mesas/{mesa}: the mesa page, or its problem."""
+    try:
+        with runtime.reader_lock:
+            return Answer(200, "application/json", mesa_page(runtime, runtime.tiles, mesa))
+    except ActasError as exc:
+        return error_answer(exc, MESAS + mesa)
+
+
+class HotRoutes:
+    """The ASGI layer: POST /v1/actas and GET /v1/mesas/{id} answered here, everything else passed on."""
 
     def __init__(self, app: ASGIApp, runtime: Runtime) -> None:
         self.app = app
         self.runtime = runtime
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
-            await self.app(scope, receive, send)
-            return
+        if scope["type"] == "http":
+            path, method = scope["path"], scope["method"]
+            if method == "POST" and path == PATH:
+                await _send(send, await self._submit(scope, receive))
+                return
+            # The framework's {mesa} matches one non-empty path segment: so does this.
+            if method == "GET" and path.startswith(MESAS) and len(path) > len(MESAS) and "/" not in path[len(MESAS) :]:
+                await _send(send, mesa_answer(self.runtime, path[len(MESAS) :]))
+                return
+        await self.app(scope, receive, send)
+
+    async def _submit(self, scope: Scope, receive: Receive) -> Answer:
         runtime = self.runtime
         headers = dict(scope["headers"])
         client = scope["client"][0] if scope.get("client") else "unknown"
@@ -93,15 +119,17 @@ class SingleSubmit:
             runtime.address_limiter.check(client)
             body = await _read_body(receive, headers.get(b"content-length"), runtime.config.max_acta_body)
         except ActasError as exc:
-            answer = error_answer(exc, PATH)
-        else:
-            media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
-            answer = await submit_one(runtime, media.decode("latin-1"), body)
-        payload = answer.text.encode()
-        head = [(b"content-length", b"%d" % len(payload)), (b"content-type", answer.media_type.encode())]
-        head += [(name.encode(), value.encode()) for name, value in answer.headers]
-        await send({"type": "http.response.start", "status": answer.status, "headers": head})
-        await send({"type": "http.response.body", "body": payload})
+            return error_answer(exc, PATH)
+        media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
+        return await submit_one(runtime, media.decode("latin-1"), body)
+
+
+async def _send(send: Send, answer: Answer) -> None:
+    payload = answer.body
+    head = [(b"content-length", b"%d" % len(payload)), (b"content-type", answer.media_type.encode())]
+    head += [(name.encode(), value.encode()) for name, value in answer.headers]
+    await send({"type": "http.response.start", "status": answer.status, "headers": head})
+    await send({"type": "http.response.body", "body": payload})
 
 
 async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
