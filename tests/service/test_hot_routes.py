@@ -57,7 +57,16 @@ def layer_calls(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
 @pytest.mark.parametrize(
     "name",
-    ["resend", "resend as QR payload", "conflict", "not JSON", "bad signature", "content type", "too large"],
+    [
+        "resend",
+        "resend as QR payload",
+        "conflict",
+        "not JSON",
+        "bad signature",
+        "content type",
+        "too large",
+        "repeated content type",
+    ],
 )
 def test_the_layer_and_the_framework_route_answer_alike(
     server: LiveServer, election: Election, name: str, layer_calls: list[str]
@@ -76,13 +85,18 @@ def test_the_layer_and_the_framework_route_answer_alike(
         "bad signature": lambda c: c.post("/v1/actas", content=flip_signature(election.actas[1]), headers=JSON),
         "content type": lambda c: c.post("/v1/actas", content=acta, headers={"content-type": "image/png"}),
         "too large": lambda c: c.post("/v1/actas", content=b" " * (server.runtime.config.max_acta_body + 1)),
+        "repeated content type": lambda c: c.post(
+            "/v1/actas", content=acta, headers=[("content-type", "text/plain"), ("content-type", "application/json")]
+        ),
     }
     send = requests[name]
     through_layer = send(server.client)
     if name != "too large":  # refused before the submission is handled
         assert layer_calls == ["submit_one", "submit_one"]
+    answered_by_layer = list(layer_calls)
     with without_layer(server) as behind:
         past_layer = send(behind)
+    assert layer_calls == answered_by_layer, "the request meant for the framework's route reached the layer"
     same(through_layer, past_layer)
     assert through_layer.status_code != 500
 
@@ -96,13 +110,13 @@ def test_mesa_pages_through_the_layer_and_past_it_are_the_same(
     server.wait_for_size(server.runtime.live.snapshot.checkpoint.size + 3)  # type: ignore[union-attr]
     pending = server.client.post("/v1/actas", content=election.actas[2], headers=JSON)  # received, maybe logged
     assert pending.status_code == 201
-    mesas = [json.loads(election.actas[n])["mesa"] for n in range(4)] + ["no-such-mesa", "a%20b"]
+    mesas = [json.loads(election.actas[n])["mesa"] for n in range(4)] + ["no-such-mesa", "a%20b", "a%3Fb%23c%5Cd"]
     with without_layer(server) as behind:
         server.wait_for_size(server.runtime.live.snapshot.checkpoint.size + 1)  # type: ignore[union-attr]
         for mesa in mesas:
             through_layer = server.client.get(f"/v1/mesas/{mesa}")
             past_layer = behind.get(f"/v1/mesas/{mesa}")
-            same(through_layer, past_layer)
+            same(through_layer, past_layer)  # for an unknown mesa, the problem's instance too
             assert through_layer.status_code in (200, 404), through_layer.text
             assert layer_calls.count("mesa_page") == mesas.index(mesa) + 1
     conflicted = server.client.get(f"/v1/mesas/{mesas[0]}").json()

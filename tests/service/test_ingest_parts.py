@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -87,3 +89,24 @@ def test_the_cache_of_recent_batches_stays_bounded_by_leaves(ingest: Ingest, mon
     assert isinstance(again, Accepted)
     assert again.status == "duplicate"
     assert ingest._kept_leaves == 9
+
+
+def test_a_check_cancelled_by_shutdown_fails_its_caller(ingest: Ingest, election: Data) -> None:
+    """A single submission still queued for a check when the check threads shut down is answered, not left waiting."""
+    threads = ThreadPoolExecutor(1)
+    gate = threading.Event()
+    threads.submit(gate.wait)  # the only thread is busy: the next check stays queued
+    waiting = ingest.check_and_store(election.actas[0], threads)
+    threads.shutdown(wait=False, cancel_futures=True)
+    gate.set()
+    with pytest.raises(StorageError, match="stopping"):
+        waiting.result(timeout=10)
+
+
+def test_storing_after_close_fails_at_once(election: Data) -> None:
+    """Once the committer has stopped, a store is refused at once instead of queued for nobody."""
+    definition = Election.from_json((election.root / "election.json").read_bytes())
+    closed = Ingest(MemoryLogStore(), definition, AUTHORITY, lambda: 1_750_000_000.0)
+    closed.close()
+    with pytest.raises(StorageError, match="stopping"):
+        closed.store([item(1)]).result(timeout=1)

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from actas.core.qr import decode_payload
@@ -83,13 +84,12 @@ def _device_limit(runtime: Runtime) -> Callable[[Checked], None]:
     return admit
 
 
-def mesa_answer(runtime: Runtime, mesa: str) -> Answer:
+def mesa_answer(runtime: Runtime, scope: Scope, mesa: str) -> Answer:
     """GET /v1/mesas/{mesa}: the mesa page, or its problem."""
     try:
-        with runtime.reader_lock:
-            return Answer(200, "application/json", mesa_page(runtime, runtime.tiles, mesa))
+        return Answer(200, "application/json", mesa_page(runtime, runtime.tiles, mesa))
     except ActasError as exc:
-        return error_answer(exc, MESAS + mesa)
+        return error_answer(exc, URL(scope=scope).path)  # the instance as the framework writes it (escaped)
 
 
 class HotRoutes:
@@ -107,13 +107,15 @@ class HotRoutes:
                 return
             # The framework's {mesa} matches one non-empty path segment: so does this.
             if method == "GET" and path.startswith(MESAS) and len(path) > len(MESAS) and "/" not in path[len(MESAS) :]:
-                await _send(send, mesa_answer(self.runtime, path[len(MESAS) :]))
+                await _send(send, mesa_answer(self.runtime, scope, path[len(MESAS) :]))
                 return
         await self.app(scope, receive, send)
 
     async def _submit(self, scope: Scope, receive: Receive) -> Answer:
         runtime = self.runtime
-        headers = dict(scope["headers"])
+        headers: dict[bytes, bytes] = {}
+        for name, value in scope["headers"]:  # the first of repeated headers, as the framework reads them
+            headers.setdefault(name, value)
         client = scope["client"][0] if scope.get("client") else "unknown"
         try:
             runtime.address_limiter.check(client)

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, InvalidStateError
 from dataclasses import dataclass
 from typing import Literal
 
@@ -88,6 +88,7 @@ class Ingest:
         self._enrolled_lock = threading.Lock()
         self._batches: OrderedDict[int, ReceiptBatch] = OrderedDict()  # the committer thread's recent batches
         self._kept_leaves = 0  # leaves of the batches in _batches
+        self._closed = False
         for device, mesa in store.enrollments():
             self._enrolled.setdefault(device, set()).add(mesa)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -120,31 +121,45 @@ class Ingest:
         """
         done: Future[Outcome] = Future()
 
+        def finish(outcome: Outcome | None, error: BaseException | None = None) -> None:
+            try:
+                if error is not None:
+                    done.set_exception(error)
+                else:
+                    assert outcome is not None
+                    done.set_result(outcome)
+            except InvalidStateError:  # the caller gave up (cancelled): nobody is waiting for this any more
+                pass
+
         def stored(future: Future[list[Outcome]]) -> None:
             error = future.exception()
             if error is not None:
-                done.set_exception(error)
+                finish(None, error)
             else:
-                done.set_result(future.result()[0])
+                finish(future.result()[0])
 
         def run() -> None:
             try:
                 checked = self.check(data)
                 if checked.entry is None:  # rejected: nothing to store
                     assert checked.error is not None
-                    done.set_result(checked.error)
+                    finish(checked.error)
                     return
                 if admit is not None:
                     admit(checked)
             except ActasError as exc:
-                done.set_result(exc)
+                finish(exc)
                 return
             except BaseException as exc:  # never leave the caller waiting
-                done.set_exception(exc)
+                finish(None, exc)
                 return
             self.store([checked]).add_done_callback(stored)
 
-        threads.submit(run)
+        def abandoned(task: Future[None]) -> None:  # cancelled before it ran (the threads shut down)
+            if task.cancelled():
+                finish(None, StorageError("the service is stopping; send it again"))
+
+        threads.submit(run).add_done_callback(abandoned)
         return done
 
     def check_many(self, items: Sequence[bytes]) -> list[Checked]:
@@ -177,6 +192,10 @@ class Ingest:
         A long list goes to the committer in parts of at most JOB_MAX, so no receipt batch grows past
         COMMIT_MAX + JOB_MAX leaves (a resend's receipt is read from its stored batch).
         """
+        if self._closed:  # nobody would commit it: fail now rather than leave the caller waiting
+            failed: Future[list[Outcome]] = Future()
+            failed.set_exception(StorageError("the service is stopping; send it again"))
+            return failed
         futures: list[Future[list[Outcome]]] = []
         for start in range(0, max(len(items), 1), JOB_MAX):
             futures.append(Future())
@@ -319,7 +338,8 @@ class Ingest:
         return firsts
 
     def close(self) -> None:
-        """Finish queued commits and stop the committer."""
+        """Finish queued commits and stop the committer; later stores fail at once."""
+        self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)
         self._store.close()

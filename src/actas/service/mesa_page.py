@@ -16,10 +16,7 @@ def json_text_or_null(text: bytes | None) -> bytes:
 
 
 def mesa_page(runtime: Runtime, tiles: TileCache, mesa: str) -> bytes:
-    """The mesa's JSON answer at the latest checkpoint; NotFoundError, or UnavailableError before any checkpoint.
-
-    The caller holds runtime.reader_lock (the reader connection is shared).
-    """
+    """The mesa's JSON answer at the latest checkpoint; NotFoundError, or UnavailableError before any checkpoint."""
     election = runtime.election
     if election.mesa_index(mesa) is None:
         raise NotFoundError(f"mesa {mesa!r} is not in this election")
@@ -30,9 +27,10 @@ def mesa_page(runtime: Runtime, tiles: TileCache, mesa: str) -> bytes:
     contests: list[bytes] = []
     for contest in election.contests:
         key = (mesa, contest.id)
-        indexes = runtime.reader.mesa_indexes(mesa, contest.id)
-        entries = [runtime.reader.read(i, i + 1)[0] for i in indexes]
-        submitted = runtime.reader.submitted_for_mesas([key]).get(key, [])
+        with runtime.reader_lock:  # one reader connection, shared; held only for the queries
+            indexes = runtime.reader.mesa_indexes(mesa, contest.id)
+            entries = [runtime.reader.read(i, i + 1)[0] for i in indexes]
+            submitted = runtime.reader.submitted_for_mesas([key]).get(key, [])
         actas: list[bytes] = []
         logged = set()
         for n, (index, data) in enumerate(zip(indexes, entries, strict=True)):

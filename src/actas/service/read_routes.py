@@ -178,9 +178,7 @@ def add_read_routes(router: FastAPI, runtime: Runtime, reader_lock: threading.Lo
     )
     async def mesa_view(mesa: str) -> Response:
         # Answered by the HotRoutes layer in front of the app; this route documents it and answers the same.
-        with reader_lock:
-            body = mesa_page(runtime, tiles, mesa)
-        return Response(body, media_type="application/json")
+        return Response(mesa_page(runtime, tiles, mesa), media_type="application/json")
 
     @router.get("/v1/events", summary="Server-sent events: new checkpoints and result changes")
     async def events() -> StreamingResponse:

@@ -163,9 +163,10 @@ class Runtime:
         """Stop threads and worker processes, close stores."""
         if self.sequencer is not None:
             self.sequencer.stop()
+        # Checks first: a check still running hands its acta to the committer, which must still be there.
+        self.check_threads.shutdown(cancel_futures=True)
         self.ingest.close()
         self.live.stop()
         if self._pool is not None:
             self._pool.shutdown(cancel_futures=True)
-        self.check_threads.shutdown(cancel_futures=True)
         self.reader.close()

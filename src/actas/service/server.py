@@ -54,10 +54,15 @@ def _worker(config: ServiceConfig, sock: socket.socket, host: str, port: int, lo
     """One worker process: its own runtime and event loop on the shared socket; it dies with its parent."""
     _die_with_parent()
     runtime = Runtime(config)
-    runtime.start()
-    _freeze_startup_objects()
-    app = create_app(runtime, manage=True)
-    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run(sockets=[sock])
+    try:
+        runtime.start()
+        _freeze_startup_objects()
+        server_config = _uvicorn_config(create_app(runtime, manage=True), host, port, log_level)
+        server_config.load()
+    except BaseException:
+        runtime.close()
+        raise
+    uvicorn.Server(server_config).run(sockets=[sock])
 
 
 def _freeze_startup_objects() -> None:
@@ -124,11 +129,12 @@ def serve(
     runtime = Runtime(config)
     try:
         runtime.start()  # here, not in the app's lifespan: a failure stops serve with its own error
+        _freeze_startup_objects()
+        # The app's lifespan closes the runtime: uvicorn re-raises SIGTERM once it has shut down, so code after
+        # run() never runs, and a close there would leave the verification workers behind.
+        server_config = _uvicorn_config(create_app(runtime, manage=True), host, port, log_level)
+        server_config.load()  # what run() would do first, before the lifespan could close the runtime
     except BaseException:
         runtime.close()
         raise
-    _freeze_startup_objects()
-    # The app's lifespan closes the runtime: uvicorn re-raises SIGTERM once it has shut down, so code after
-    # run() never runs, and a close there would leave the verification workers behind.
-    app = create_app(runtime, manage=True)
-    uvicorn.Server(_uvicorn_config(app, host, port, log_level)).run()
+    uvicorn.Server(server_config).run()
