@@ -91,7 +91,7 @@ def _report(processes: int, workers: int, figures: dict[str, float]) -> None:
     print(f"targets, -p {processes} -j {workers}:")
     for name, key, target in TARGETS:
         ratio = figures[key]
-        print(f"  {name:<60} {ratio:5.2f}×   {'met' if ratio >= target else 'NOT met'}")
+        print(f"  {name:<60} {ratio:6.3f}×  {'met' if ratio >= target else 'NOT met'}")
     p99 = figures["read_p99"]
     verdict = "met" if p99 <= READ_P99_MS else "NOT met"
     print(f"  {f'read p99 under ingest ≤ {READ_P99_MS:.0f} ms':<60} {p99:5.1f} ms  {verdict}")
