@@ -1,13 +1,17 @@
-"""The JSON texts the ingest routes answer with: a stored submission's result, and problem details."""
+"""The answers the API sends: a stored submission's result, and problem details (RFC 9457) for an error."""
 
 from __future__ import annotations
 
 import json
+import logging
+from dataclasses import dataclass
 from typing import Any
 
 from actas.errors import ActasError
 from actas.service.ingest import Accepted
-from actas.service.problems import problem
+from actas.service.problems import MEDIA_TYPE, problem
+
+log = logging.getLogger("actas.service")
 
 PROBLEM_MEMBERS = frozenset({"type", "title", "status", "code", "detail", "instance"})
 
@@ -38,6 +42,21 @@ def problem_body(error: ActasError, instance: str, extra_json: str | None = None
     return body
 
 
-def problem_json(error: ActasError, instance: str, extra_json: str | None = None) -> str:
-    """problem_body() as JSON text."""
-    return json_text(problem_body(error, instance, extra_json))
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A response: status, media type, body and any extra headers."""
+
+    status: int
+    media_type: str
+    body: bytes
+    headers: tuple[tuple[str, str], ...] = ()
+
+
+def error_answer(error: ActasError, instance: str, extra_json: str | None = None) -> Answer:
+    """The problem+json answer of an error (Retry-After on 429); extra members never replace RFC 9457 ones."""
+    body = problem_body(error, instance, extra_json)
+    status = int(body["status"])
+    if status >= 500:
+        log.error("%s: %s", instance, error)
+    headers = (("retry-after", str(max(1, round(body.get("retry_after", 1))))),) if status == 429 else ()
+    return Answer(status, MEDIA_TYPE, json_text(body).encode(), headers)

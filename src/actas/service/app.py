@@ -27,7 +27,7 @@ from actas.core.note import Checkpoint, open_signed_checkpoint, verify_cosignatu
 from actas.core.tiles import perfect_hash_from_tiles
 from actas.errors import ActasError, EnrollmentError, MalformedError, NotFoundError, TooLargeError
 from actas.log.proofs import TileCache
-from actas.service.answers import PROBLEM_MEMBERS, accepted_json, json_text
+from actas.service.answers import accepted_json, error_answer, json_text
 from actas.service.hot_routes import HotRoutes, submit_one
 from actas.service.ingest import Outcome
 from actas.service.observations import check_upload
@@ -77,16 +77,10 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def problem_response(error: ActasError, request: Request, extra: dict[str, Any] | None = None) -> JSONResponse:
-    """The problem+json response of an error; extra members never replace the RFC 9457 ones (type, status, …)."""
-    body = problem(error, request.url.path)
-    body |= {key: value for key, value in (extra or {}).items() if key not in PROBLEM_MEMBERS}
-    headers = {}
-    if body["status"] == 429:
-        headers["Retry-After"] = str(max(1, round(body.get("retry_after", 1))))
-    if body["status"] >= 500:
-        log.error("%s %s: %s", request.method, request.url.path, error)
-    return JSONResponse(body, status_code=body["status"], media_type=MEDIA_TYPE, headers=headers)
+def problem_response(error: ActasError, request: Request) -> Response:
+    """The problem+json response of an error (with Retry-After when rate limited)."""
+    answer = error_answer(error, request.url.path)
+    return Response(answer.body, answer.status, dict(answer.headers), media_type=answer.media_type)
 
 
 async def read_body(request: Request, limit: int) -> bytes:
@@ -128,7 +122,7 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
     reader_lock = runtime.reader_lock  # one reader connection; read routes run on the event loop, small and quick
 
     @app.exception_handler(ActasError)
-    async def actas_error(request: Request, exc: ActasError) -> JSONResponse:
+    async def actas_error(request: Request, exc: ActasError) -> Response:
         return problem_response(exc, request)
 
     @app.exception_handler(HTTPException)
@@ -148,12 +142,12 @@ def create_app(runtime: Runtime, manage: bool = False) -> FastAPI:
         return await http_exception_handler(request, exc)
 
     @app.exception_handler(Exception)
-    async def internal_error(request: Request, exc: Exception) -> JSONResponse:
+    async def internal_error(request: Request, exc: Exception) -> Response:
         log.exception("%s %s failed", request.method, request.url.path)
         return problem_response(ActasError(f"{type(exc).__name__}"), request)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+    async def invalid_request(request: Request, exc: RequestValidationError) -> Response:
         where = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors())
         return problem_response(MalformedError(where or "invalid request"), request)
 

@@ -10,9 +10,7 @@ OpenAPI schema and answers it the same way where this layer is not in front.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from starlette.datastructures import URL
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -20,34 +18,12 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from actas.core.qr import decode_payload
 from actas.errors import ActasError, MalformedError, TooLargeError
 from actas.log.validate import Checked
-from actas.service.answers import accepted_json, json_text, problem_body
+from actas.service.answers import Answer, accepted_json, error_answer
 from actas.service.mesa_page import mesa_page
-from actas.service.problems import MEDIA_TYPE
 from actas.service.runtime import Runtime
 
-log = logging.getLogger("actas.service")
 PATH = "/v1/actas"
 MESAS = "/v1/mesas/"
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A response: status, media type, body and any extra headers."""
-
-    status: int
-    media_type: str
-    body: bytes
-    headers: tuple[tuple[str, str], ...] = ()
-
-
-def error_answer(error: ActasError, instance: str, extra_json: str | None = None) -> Answer:
-    """The problem+json answer of an error (Retry-After on 429); extra members never replace RFC 9457 ones."""
-    body = problem_body(error, instance, extra_json)
-    status = int(body["status"])
-    if status >= 500:
-        log.error("%s: %s", instance, error)
-    headers = (("retry-after", str(max(1, round(body.get("retry_after", 1))))),) if status == 429 else ()
-    return Answer(status, MEDIA_TYPE, json_text(body).encode(), headers)
 
 
 async def submit_one(runtime: Runtime, media: str, body: bytes) -> Answer:
