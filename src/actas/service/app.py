@@ -28,7 +28,7 @@ from actas.core.tiles import perfect_hash_from_tiles
 from actas.errors import ActasError, EnrollmentError, MalformedError, NotFoundError, TooLargeError
 from actas.log.proofs import TileCache
 from actas.service.answers import accepted_json, error_answer, json_text
-from actas.service.hot_routes import HotRoutes, submit_one
+from actas.service.hot_routes import HotRoutes, receive_body, submit_one
 from actas.service.ingest import Outcome
 from actas.service.observations import check_upload
 from actas.service.problems import MEDIA_TYPE, PROBLEM_RESPONSE, problem
@@ -86,16 +86,7 @@ def problem_response(error: ActasError, request: Request) -> Response:
 async def read_body(request: Request, limit: int) -> bytes:
     """The request body, refused with 413 as soon as it is known to exceed limit."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isascii() and declared.isdigit() and int(declared) > limit:
-        raise TooLargeError(f"body of {declared} bytes is more than the {limit} this route takes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise TooLargeError(f"body is more than the {limit} bytes this route takes")
-        chunks.append(chunk)
-    return b"".join(chunks)
+    return await receive_body(request.receive, declared.encode("latin-1") if declared else None, limit)
 
 
 def _client(request: Request) -> str:

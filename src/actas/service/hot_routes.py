@@ -95,7 +95,7 @@ class HotRoutes:
         client = scope["client"][0] if scope.get("client") else "unknown"
         try:
             runtime.address_limiter.check(client)
-            body = await _read_body(receive, headers.get(b"content-length"), runtime.config.max_acta_body)
+            body = await receive_body(receive, headers.get(b"content-length"), runtime.config.max_acta_body)
         except ActasError as exc:
             return error_answer(exc, PATH)
         media = headers.get(b"content-type", b"application/json").split(b";")[0].strip().lower()
@@ -110,8 +110,8 @@ async def _send(send: Send, answer: Answer) -> None:
     await send({"type": "http.response.body", "body": payload})
 
 
-async def _read_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
-    """The request body, refused with 413 as soon as it is known to exceed limit."""
+async def receive_body(receive: Receive, declared: bytes | None, limit: int) -> bytes:
+    """A request body from ASGI receive, refused with 413 as soon as it is known (or declared) to exceed limit."""
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise TooLargeError(f"body of {declared.decode()} bytes is more than the {limit} this route takes")
     chunks: list[bytes] = []
