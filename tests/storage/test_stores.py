@@ -178,6 +178,16 @@ def test_pending_is_ordered_limited_and_drained_by_mark(store: SubmissionStore) 
     assert set(store.submitted([entry(b"\x00").entry_hash, entry(b"zz").entry_hash])) == {entry(b"\x00").entry_hash}
 
 
+def test_pending_leaves_name_the_queue_pending_reads(store: SubmissionStore) -> None:
+    """pending_leaves() gives pending()'s positions and leaf hashes, in its order and limit, and drains with it."""
+    store.submit([submission(bytes([i]), mesa=f"m{i}") for i in range(5)])
+    assert store.pending_leaves(3) == [(p.seq, p.submission.entry.entry_hash) for p in store.pending(3)]
+    assert len(store.pending_leaves(3)) == 3
+    store.mark_sequenced([store.pending(1)[0].seq])
+    assert store.pending_leaves(10) == [(p.seq, p.submission.entry.entry_hash) for p in store.pending(10)]
+    assert [leaf for _, leaf in store.pending_leaves(10)] == [entry(bytes([i])).entry_hash for i in range(1, 5)]
+
+
 def test_submission_round_trips_every_field(store: SubmissionStore) -> None:
     """What the sequencer reads back is exactly what ingest stored, enrollment fields included."""
     enroll = NewEntry(b"e", entry(b"e").entry_hash, "enroll", device="k1", mesas=("m1", "m2"))

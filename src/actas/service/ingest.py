@@ -76,7 +76,7 @@ class Ingest:
         authority: Signer,
         clock: Callable[[], float],
         pool: Executor | None = None,
-        on_stored: Callable[[], None] | None = None,
+        on_stored: Callable[[Sequence[Submission]], None] | None = None,
     ) -> None:
         self._store = store
         self._election = election
@@ -263,8 +263,9 @@ class Ingest:
             for job in jobs:
                 job.done.set_exception(failure)
             return
-        if any(s.new for s in stored) and self._on_stored is not None:
-            self._on_stored()
+        new = [item for item, record in zip(fresh, stored, strict=True) if record.new]
+        if new and self._on_stored is not None:  # to the sequencer, which then need not read them back
+            self._on_stored(new)
         receipts = [self._receipt(s.entry.entry_hash, record, batch) for s, record in zip(fresh, stored, strict=True)]
         try:
             firsts = self._first_leaves(fresh)

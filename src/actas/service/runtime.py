@@ -92,8 +92,8 @@ class Runtime:
         self._started = False
         if config.sequence:
             self.sequencer = Sequencer(self.open_store, self._open_writer, self._lock(), self.live.poke, config.fault)
-        wake = self.sequencer.wake if self.sequencer is not None else None
-        self.ingest = Ingest(self.open_store(), self.election, self.authority, clock, self._pool, wake)
+        stored = self.sequencer.hand_over if self.sequencer is not None else None
+        self.ingest = Ingest(self.open_store(), self.election, self.authority, clock, self._pool, stored)
 
     def submitted_before(self, leaves: Sequence[bytes]) -> set[bytes]:
         """Which of these leaves were submitted before (resends are not charged to a device's rate limit)."""

@@ -5,6 +5,10 @@ when its process dies PostgreSQL drops the lock and another takes over within a 
 lock is an flock beside the database, which the kernel releases when its holder dies. Appending is idempotent
 (the writer deduplicates by leaf hash), so a crash between appending and taking submissions off the queue only
 makes the next holder see duplicates.
+
+The queue in the store is the truth; what this process's ingest has just stored is also handed over in memory,
+so a step reads only positions and leaf hashes back and fetches from the store just the payloads it does not hold
+(another process's submissions, or everything after a restart).
 """
 
 from __future__ import annotations
@@ -16,16 +20,17 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from actas.errors import ActasError
+from actas.errors import ActasError, StorageError
 from actas.log.validate import Checked
 from actas.log.writer import LogWriter
-from actas.storage.base import Pending, SubmissionStore
+from actas.storage.base import Pending, Submission, SubmissionStore
 
 log = logging.getLogger("actas.sequencer")
 BATCH = 8192
 IDLE_WAIT = 0.05  # seconds between looks at the queue when nothing woke the loop
 LOCK_POLL = 1.0  # seconds between attempts to become the sequencer
 CADENCE = 0.2  # at most this often a checkpoint, unless a full batch waits: fewer partial tiles and fsyncs
+HELD_MAX = 4 * BATCH  # handed-over submissions kept at most; beyond that the sequencer reads them back instead
 
 
 class Lock(Protocol):
@@ -47,6 +52,13 @@ class Lock(Protocol):
 Fault = Callable[[Sequence[Pending]], Sequence[Pending]]
 
 
+def pause_after(taken: int, elapsed: float) -> float:
+    """Seconds to wait after a step that took entries in elapsed seconds: none while full batches wait."""
+    if taken >= BATCH:
+        return 0.0
+    return max(0.0, CADENCE - elapsed)  # the cadence runs from the start of a step: a long step waits less after
+
+
 class Sequencer:
     """Runs the sequencing loop on a thread; calls on_checkpoint(size) after each new checkpoint."""
 
@@ -65,6 +77,8 @@ class Sequencer:
         self._fault = fault  # tests only: drop queued submissions instead of logging them
         self._wake = threading.Event()
         self._stop = threading.Event()
+        self._held: dict[bytes, Submission] = {}  # handed over by this process's ingest, by leaf hash
+        self._held_lock = threading.Lock()
         self.is_leader = False
         self._thread = threading.Thread(target=self._run, name="actas-sequencer", daemon=True)
 
@@ -74,6 +88,20 @@ class Sequencer:
 
     def wake(self) -> None:
         """Tell the loop submissions are waiting."""
+        self._wake.set()
+
+    def hand_over(self, stored: Sequence[Submission]) -> None:
+        """Take submissions this process has just stored for the first time, and wake the loop.
+
+        Only a hint: a stored submission never changes, so whatever is held is right for its leaf, whenever it
+        is taken; what is not held is read from the store.
+        """
+        if self.is_leader:  # a process that does not sequence would only fill memory
+            with self._held_lock:
+                if len(self._held) + len(stored) > HELD_MAX:  # fallen far behind: the store has them all
+                    self._held.clear()
+                for item in stored:
+                    self._held[item.entry.entry_hash] = item
         self._wake.set()
 
     def stop(self) -> None:
@@ -119,13 +147,29 @@ class Sequencer:
                 if taken == 0:
                     self._wake.wait(IDLE_WAIT)
                     self._wake.clear()
-                elif taken < BATCH:  # the cadence runs from the start of a step: a long step waits less after
-                    self._stop.wait(max(0.0, CADENCE - (time.monotonic() - began)))
+                else:
+                    self._stop.wait(pause_after(taken, time.monotonic() - began))
         finally:
             store.close()
 
+    def _take(self, store: SubmissionStore) -> list[Pending]:
+        """The next queued submissions, in queue order: held payloads where this process has them."""
+        with self._held_lock:
+            if not self._held:
+                return store.pending(BATCH)
+        queued = store.pending_leaves(BATCH)
+        with self._held_lock:
+            found = {leaf: self._held.pop(leaf) for _, leaf in queued if leaf in self._held}
+        missing = [leaf for _, leaf in queued if leaf not in found]
+        if missing:
+            found.update(store.submitted(missing))
+        lost = [leaf for _, leaf in queued if leaf not in found]
+        if lost:
+            raise StorageError(f"queued submission {lost[0].hex()} is not among the stored submissions")
+        return [Pending(seq, found[leaf]) for seq, leaf in queued]
+
     def _step(self, store: SubmissionStore, writer: LogWriter) -> int:
-        pending = store.pending(BATCH)
+        pending = self._take(store)
         if not pending:
             return 0
         take = pending if self._fault is None else self._fault(pending)

@@ -136,6 +136,10 @@ class SubmissionStore(LogStore, Protocol):
         """Up to limit submissions not yet sequenced, in the order they were stored."""
         ...
 
+    def pending_leaves(self, limit: int) -> list[tuple[int, bytes]]:
+        """pending() without the payloads: (queue position, leaf hash) pairs, for a sequencer that holds them."""
+        ...
+
     def mark_sequenced(self, seqs: Sequence[int]) -> None:
         """Record that these queued submissions are in the log (or were found to be already)."""
         ...

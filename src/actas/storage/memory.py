@@ -108,6 +108,10 @@ class MemoryLogStore:
         """Up to limit unsequenced submissions, oldest first."""
         return [Pending(seq, self._queue[seq]) for seq in sorted(self._queue)[:limit]]
 
+    def pending_leaves(self, limit: int) -> list[tuple[int, bytes]]:
+        """Queue positions and leaf hashes of up to limit unsequenced submissions, oldest first."""
+        return [(p.seq, p.submission.entry.entry_hash) for p in self.pending(limit)]
+
     def mark_sequenced(self, seqs: Sequence[int]) -> None:
         """Take these submissions off the queue."""
         for seq in seqs:

@@ -352,6 +352,11 @@ class PostgresLogStore:
         query = f"SELECT seq, {_COLUMNS} FROM submissions WHERE NOT sequenced ORDER BY seq LIMIT %s"
         return [Pending(row[0], _submission(row[1:])) for row in self._rows("pending", query, (limit,))]
 
+    def pending_leaves(self, limit: int) -> list[tuple[int, bytes]]:
+        """Queue positions and leaf hashes of up to limit unsequenced submissions, oldest first."""
+        query = "SELECT seq, hash FROM submissions WHERE NOT sequenced ORDER BY seq LIMIT %s"
+        return [(int(seq), bytes(leaf)) for seq, leaf in self._rows("pending_leaves", query, (limit,))]
+
     def mark_sequenced(self, seqs: Sequence[int]) -> None:
         """Take these submissions off the queue."""
         query = "UPDATE submissions SET sequenced = TRUE WHERE seq = ANY(%s::bigint[]) AND NOT sequenced"

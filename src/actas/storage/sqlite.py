@@ -338,6 +338,12 @@ class SqliteLogStore:
         return [Pending(int(row[0]), _submission(row[1:])) for row in cursor]
 
     @_storage_errors
+    def pending_leaves(self, limit: int) -> list[tuple[int, bytes]]:
+        """Queue positions and leaf hashes of up to limit unsequenced submissions, oldest first."""
+        query = "SELECT seq, hash FROM submissions WHERE sequenced = 0 ORDER BY seq LIMIT ?"
+        return [(int(seq), bytes(leaf)) for seq, leaf in self._db.execute(query, (limit,))]
+
+    @_storage_errors
     def mark_sequenced(self, seqs: Sequence[int]) -> None:
         """Take these submissions off the queue."""
         try:
