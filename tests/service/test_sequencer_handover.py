@@ -6,7 +6,8 @@ payloads the sequencer held and check what it read back and what the log holds a
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import pytest
@@ -15,25 +16,48 @@ from actas.core.merkle import leaf_hash
 from actas.log.validate import Checked
 from actas.service import sequencer as sequencer_module
 from actas.service.runtime import Runtime, ServiceConfig
-from actas.service.sequencer import BATCH, CADENCE, Sequencer, pause_after
-from actas.storage.base import Pending, Submission, SubmissionStore
+from actas.service.sequencer import BATCH, CADENCE, LOCK_POLL, Sequencer, pause_after
+from actas.storage.base import NewEntry, Pending, Submission, SubmissionStore
 from tests.service.conftest import Election
 
 
 class Spy:
-    """A store that records which queue reads the sequencer makes, and otherwise is the real one."""
+    """A store that records which queue reads the sequencer makes, and otherwise is the real one.
 
-    def __init__(self, store: SubmissionStore) -> None:
+    With a sequencer, it checks that no queue read runs while the sequencer's hand-over lock is taken (ingest's
+    committer would wait on it before every receipt); after_read runs once, right after the next queue read.
+    """
+
+    def __init__(self, store: SubmissionStore, sequencer: Sequencer | None = None) -> None:
         self.store = store
+        self.sequencer = sequencer
         self.calls: list[tuple[str, tuple[Any, ...]]] = []
+        self.after_read: Callable[[], None] | None = None
+
+    def _reading(self) -> None:
+        if self.sequencer is not None:
+            assert not self.sequencer._held_lock.locked(), "a queue read while holding the hand-over lock"
+
+    def _read(self) -> None:
+        if self.after_read is not None:
+            then, self.after_read = self.after_read, None
+            then()
 
     def pending(self, limit: int) -> list[Pending]:
         self.calls.append(("pending", (limit,)))
-        return self.store.pending(limit)
+        self._reading()
+        try:
+            return self.store.pending(limit)
+        finally:
+            self._read()
 
     def pending_leaves(self, limit: int) -> list[tuple[int, bytes]]:
         self.calls.append(("pending_leaves", (limit,)))
-        return self.store.pending_leaves(limit)
+        self._reading()
+        try:
+            return self.store.pending_leaves(limit)
+        finally:
+            self._read()
 
     def submitted(self, hashes: Sequence[bytes]) -> dict[bytes, Submission]:
         self.calls.append(("submitted", (list(hashes),)))
@@ -99,7 +123,7 @@ def test_a_step_takes_held_payloads_and_reads_back_only_the_others_in_queue_orde
     runtime.ingest.store(first).result(timeout=10)
     _by_another_process(runtime, foreign)
     runtime.ingest.store(last).result(timeout=10)
-    spy = Spy(runtime.open_store())
+    spy = Spy(runtime.open_store(), runtime.sequencer)
     try:
         assert _step(runtime, spy) == 9
         assert spy.names() == ["pending_leaves", "submitted"]
@@ -121,7 +145,7 @@ def test_with_nothing_held_a_step_reads_whole_rows(runtime: Runtime, election: E
     checked = _checked(runtime, election.actas[:4])
     runtime.ingest.store(checked).result(timeout=10)
     assert sequencer._held == {}, "a process that does not sequence must not keep what it stored"
-    spy = Spy(runtime.open_store())
+    spy = Spy(runtime.open_store(), runtime.sequencer)
     try:
         assert _step(runtime, spy) == 4
         assert spy.names() == ["pending"]
@@ -143,7 +167,7 @@ def test_held_payloads_are_bounded_and_what_was_dropped_is_read_back(
     assert len(sequencer._held) == 3
     runtime.ingest.store(late).result(timeout=10)
     assert set(sequencer._held) == {c.entry.entry_hash for c in late if c.entry is not None}
-    spy = Spy(runtime.open_store())
+    spy = Spy(runtime.open_store(), runtime.sequencer)
     try:
         assert _step(runtime, spy) == 6
         assert spy.calls[1] == ("submitted", ([c.entry.entry_hash for c in early if c.entry is not None],))
@@ -152,22 +176,91 @@ def test_held_payloads_are_bounded_and_what_was_dropped_is_read_back(
         spy.store.close()
 
 
-def test_a_held_payload_already_logged_elsewhere_changes_nothing(runtime: Runtime, election: Election) -> None:
-    """A payload held for a leaf another sequencer took meanwhile is never appended a second time."""
+def test_a_payload_handed_over_after_a_step_took_it_from_the_store_is_forgotten(
+    runtime: Runtime, election: Election
+) -> None:
+    """A step that read the queue between a commit and its hand-over logged the row; the late payload is dropped."""
     sequencer = runtime.sequencer
     assert sequencer is not None
     sequencer.is_leader = True
-    checked = _checked(runtime, election.actas[:2])
-    runtime.ingest.store(checked).result(timeout=10)
-    spy = Spy(runtime.open_store())
+    checked = _checked(runtime, election.actas[:3])
+    _by_another_process(runtime, checked)
+    spy = Spy(runtime.open_store(), sequencer)
     try:
-        assert _step(runtime, spy) == 2
+        assert _step(runtime, spy) == 3  # nothing held: read from the store
         size = spy.size()
-        sequencer.hand_over([Submission(c.entry, 1, c.signer) for c in checked if c.entry is not None])
+        sequencer.hand_over([Submission(c.entry, 1_750_000_000, c.signer) for c in checked if c.entry is not None])
+        assert len(sequencer._held) == 3
         assert _step(runtime, spy) == 0
+        assert sequencer._held == {}, "payloads of rows already sequenced must not be kept for ever"
         assert spy.size() == size
     finally:
         spy.store.close()
+
+
+def test_a_payload_handed_over_while_the_queue_is_read_is_kept_and_used(runtime: Runtime, election: Election) -> None:
+    """A commit that lands during a step's read is not in what it read: its payload stays for the next step."""
+    sequencer = runtime.sequencer
+    assert sequencer is not None
+    sequencer.is_leader = True
+    first, late = _checked(runtime, election.actas[:2]), _checked(runtime, election.actas[2:4])
+    runtime.ingest.store(first).result(timeout=10)
+    spy = Spy(runtime.open_store(), sequencer)
+
+    def commit_late() -> None:  # as ingest would: store, then hand over
+        runtime.ingest.store(late).result(timeout=10)
+
+    spy.after_read = commit_late
+    try:
+        assert _step(runtime, spy) == 2
+        assert set(sequencer._held) == {c.entry.entry_hash for c in late if c.entry is not None}
+        spy.calls.clear()
+        assert _step(runtime, spy) == 2
+        assert spy.names() == ["pending_leaves"], "the late payloads were held: nothing to read back"
+        assert _logged_tail(runtime, 4) == [c.entry.entry_hash for c in first + late if c.entry is not None]
+    finally:
+        spy.store.close()
+
+
+class OneLead:
+    """A sequencer lock granted once and lost at once: one lead that ends straight after it starts."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    def try_acquire(self) -> bool:
+        self.attempts += 1
+        return self.attempts == 1
+
+    def held(self) -> bool:
+        return False
+
+    def release(self) -> None:
+        pass
+
+
+def test_losing_the_lead_forgets_what_was_held(runtime: Runtime) -> None:
+    """Once another process sequences, this one keeps none of the payloads its ingest handed over."""
+    lock = OneLead()
+    held = Submission(NewEntry(b"x", leaf_hash(b"x"), "acta", mesa="m", contest="c"), 0, "dev")
+    handed: list[int] = []
+
+    def while_leading() -> None:  # called as the lead starts, as its ingest would hand over
+        sequencer.hand_over([held])
+        handed.append(len(sequencer._held))
+
+    sequencer = Sequencer(runtime.open_store, runtime._open_writer, lock, while_leading)
+    sequencer.start()
+    try:
+        deadline = time.monotonic() + 10 + LOCK_POLL
+        while lock.attempts < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert lock.attempts >= 2, "the sequencer did not lead and step down"
+        assert handed == [1], "the payload was not held during the lead"
+        assert sequencer._held == {}
+        assert not sequencer.is_leader
+    finally:
+        sequencer.stop()
 
 
 def test_pause_after_a_step() -> None:

@@ -77,7 +77,9 @@ class Sequencer:
         self._fault = fault  # tests only: drop queued submissions instead of logging them
         self._wake = threading.Event()
         self._stop = threading.Event()
-        self._held: dict[bytes, Submission] = {}  # handed over by this process's ingest, by leaf hash
+        # Handed over by this process's ingest, by leaf hash, with the number of the hand-over (in that order).
+        self._held: dict[bytes, tuple[int, Submission]] = {}
+        self._handed = 0
         self._held_lock = threading.Lock()
         self.is_leader = False
         self._thread = threading.Thread(target=self._run, name="actas-sequencer", daemon=True)
@@ -100,9 +102,14 @@ class Sequencer:
             with self._held_lock:
                 if len(self._held) + len(stored) > HELD_MAX:  # fallen far behind: the store has them all
                     self._held.clear()
+                self._handed += 1
                 for item in stored:
-                    self._held[item.entry.entry_hash] = item
+                    self._held[item.entry.entry_hash] = (self._handed, item)
         self._wake.set()
+
+    def _forget_held(self) -> None:
+        with self._held_lock:
+            self._held.clear()
 
     def stop(self) -> None:
         """Stop the loop after its current batch."""
@@ -131,6 +138,7 @@ class Sequencer:
                 self._stop.wait(LOCK_POLL)
             finally:
                 self.is_leader = False
+                self._forget_held()  # another process sequences them now
                 with contextlib.suppress(ActasError):
                     self._lock.release()
 
@@ -138,6 +146,7 @@ class Sequencer:
         store = self._open_store()
         try:
             writer = self._open_writer(store)  # integrates whatever a dead sequencer left half done
+            self._forget_held()  # anything left from an earlier lead was sequenced by another process since
             self.is_leader = True
             log.info("sequencing from size %d", writer.size)
             self._on_checkpoint()
@@ -154,12 +163,19 @@ class Sequencer:
 
     def _take(self, store: SubmissionStore) -> list[Pending]:
         """The next queued submissions, in queue order: held payloads where this process has them."""
-        with self._held_lock:
-            if not self._held:
-                return store.pending(BATCH)
+        with self._held_lock:  # never held across a query: ingest hands over on its way to every receipt
+            holding, mark = bool(self._held), self._handed
+        if not holding:
+            return store.pending(BATCH)
         queued = store.pending_leaves(BATCH)
+        found: dict[bytes, Submission] = {}
         with self._held_lock:
-            found = {leaf: self._held.pop(leaf) for _, leaf in queued if leaf in self._held}
+            for _, leaf in queued:
+                held = self._held.pop(leaf, None)
+                if held is not None:
+                    found[leaf] = held[1]
+            if len(queued) < BATCH:
+                self._drop_sequenced(mark)
         missing = [leaf for _, leaf in queued if leaf not in found]
         if missing:
             found.update(store.submitted(missing))
@@ -167,6 +183,20 @@ class Sequencer:
         if lost:
             raise StorageError(f"queued submission {lost[0].hex()} is not among the stored submissions")
         return [Pending(seq, found[leaf]) for seq, leaf in queued]
+
+    def _drop_sequenced(self, mark: int) -> None:
+        """Forget what was handed over by hand-over mark and is not queued: the whole queue was just read.
+
+        Ingest hands over after its commit, so those were stored before the read; not queued, they are sequenced
+        already (a step that read the queue between a commit and its hand-over took them from the store).
+        """
+        done = []
+        for leaf, (number, _) in self._held.items():  # in hand-over order
+            if number > mark:
+                break
+            done.append(leaf)
+        for leaf in done:
+            del self._held[leaf]
 
     def _step(self, store: SubmissionStore, writer: LogWriter) -> int:
         pending = self._take(store)
