@@ -81,10 +81,38 @@ def runtime(election: Election) -> Iterator[Runtime]:
         running.close()
 
 
+@pytest.fixture
+def sequencer(runtime: Runtime) -> Sequencer:
+    """The runtime's sequencer, not leading until a test says so."""
+    assert runtime.sequencer is not None
+    return runtime.sequencer
+
+
+@pytest.fixture
+def leader(sequencer: Sequencer) -> Sequencer:
+    """The runtime's sequencer as the leader, so that ingest hands it what it stores."""
+    sequencer.is_leader = True
+    return sequencer
+
+
+@pytest.fixture
+def spy(runtime: Runtime, sequencer: Sequencer) -> Iterator[Spy]:
+    """A spied connection to the runtime's store, for the steps a test makes."""
+    spied = Spy(runtime.open_store(), sequencer)
+    try:
+        yield spied
+    finally:
+        spied.store.close()
+
+
 def _checked(runtime: Runtime, actas: list[bytes]) -> list[Checked]:
     checked = [runtime.ingest.check(data) for data in actas]
     assert all(c.entry is not None for c in checked)
     return checked
+
+
+def _leaves(checked: list[Checked]) -> list[bytes]:
+    return [c.entry.entry_hash for c in checked if c.entry is not None]
 
 
 def _by_another_process(runtime: Runtime, checked: list[Checked]) -> None:
@@ -97,10 +125,8 @@ def _by_another_process(runtime: Runtime, checked: list[Checked]) -> None:
 
 
 def _step(runtime: Runtime, spy: Spy) -> int:
-    sequencer = runtime.sequencer
-    assert sequencer is not None
-    writer = runtime._open_writer(spy)
-    return sequencer._step(spy, writer)
+    assert spy.sequencer is not None
+    return spy.sequencer._step(spy, runtime._open_writer(spy))
 
 
 def _logged_tail(runtime: Runtime, count: int) -> list[bytes]:
@@ -113,113 +139,81 @@ def _logged_tail(runtime: Runtime, count: int) -> list[bytes]:
 
 
 def test_a_step_takes_held_payloads_and_reads_back_only_the_others_in_queue_order(
-    runtime: Runtime, election: Election
+    runtime: Runtime, election: Election, leader: Sequencer, spy: Spy
 ) -> None:
     """Held payloads are not read back; another process's are fetched; the log keeps the queue's order."""
-    sequencer = runtime.sequencer
-    assert sequencer is not None
-    sequencer.is_leader = True
     first, foreign, last = (_checked(runtime, election.actas[i : i + 3]) for i in (0, 3, 6))
     runtime.ingest.store(first).result(timeout=10)
     _by_another_process(runtime, foreign)
     runtime.ingest.store(last).result(timeout=10)
-    spy = Spy(runtime.open_store(), runtime.sequencer)
-    try:
-        assert _step(runtime, spy) == 9
-        assert spy.names() == ["pending_leaves", "submitted"]
-        fetched = spy.calls[1][1][0]
-        assert fetched == [c.entry.entry_hash for c in foreign if c.entry is not None]
-        expected = [c.entry.entry_hash for c in first + foreign + last if c.entry is not None]
-        assert _logged_tail(runtime, 9) == expected
-        assert spy.pending_count() == 0
-        assert sequencer._held == {}
-    finally:
-        spy.store.close()
+    assert _step(runtime, spy) == 9
+    assert spy.names() == ["pending_leaves", "submitted"]
+    assert spy.calls[1][1][0] == _leaves(foreign)
+    assert _logged_tail(runtime, 9) == _leaves(first + foreign + last)
+    assert spy.pending_count() == 0
+    assert leader._held == {}
 
 
-def test_with_nothing_held_a_step_reads_whole_rows(runtime: Runtime, election: Election) -> None:
+def test_with_nothing_held_a_step_reads_whole_rows(
+    runtime: Runtime, election: Election, sequencer: Sequencer, spy: Spy
+) -> None:
     """After a restart, or in a process that was not sequencing, the queue is read back in full."""
-    sequencer = runtime.sequencer
-    assert sequencer is not None
     assert not sequencer.is_leader
     checked = _checked(runtime, election.actas[:4])
     runtime.ingest.store(checked).result(timeout=10)
     assert sequencer._held == {}, "a process that does not sequence must not keep what it stored"
-    spy = Spy(runtime.open_store(), runtime.sequencer)
-    try:
-        assert _step(runtime, spy) == 4
-        assert spy.names() == ["pending"]
-        assert _logged_tail(runtime, 4) == [c.entry.entry_hash for c in checked if c.entry is not None]
-    finally:
-        spy.store.close()
+    assert _step(runtime, spy) == 4
+    assert spy.names() == ["pending"]
+    assert _logged_tail(runtime, 4) == _leaves(checked)
 
 
 def test_held_payloads_are_bounded_and_what_was_dropped_is_read_back(
-    runtime: Runtime, election: Election, monkeypatch: pytest.MonkeyPatch
+    runtime: Runtime, election: Election, leader: Sequencer, spy: Spy, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past HELD_MAX the sequencer forgets what it holds; the store still gives every queued submission."""
     monkeypatch.setattr(sequencer_module, "HELD_MAX", 4)
-    sequencer = runtime.sequencer
-    assert sequencer is not None
-    sequencer.is_leader = True
     early, late = _checked(runtime, election.actas[:3]), _checked(runtime, election.actas[3:6])
     runtime.ingest.store(early).result(timeout=10)
-    assert len(sequencer._held) == 3
+    assert len(leader._held) == 3
     runtime.ingest.store(late).result(timeout=10)
-    assert set(sequencer._held) == {c.entry.entry_hash for c in late if c.entry is not None}
-    spy = Spy(runtime.open_store(), runtime.sequencer)
-    try:
-        assert _step(runtime, spy) == 6
-        assert spy.calls[1] == ("submitted", ([c.entry.entry_hash for c in early if c.entry is not None],))
-        assert _logged_tail(runtime, 6) == [c.entry.entry_hash for c in early + late if c.entry is not None]
-    finally:
-        spy.store.close()
+    assert set(leader._held) == set(_leaves(late))
+    assert _step(runtime, spy) == 6
+    assert spy.calls[1] == ("submitted", (_leaves(early),))
+    assert _logged_tail(runtime, 6) == _leaves(early + late)
 
 
 def test_a_payload_handed_over_after_a_step_took_it_from_the_store_is_forgotten(
-    runtime: Runtime, election: Election
+    runtime: Runtime, election: Election, leader: Sequencer, spy: Spy
 ) -> None:
     """A step that read the queue between a commit and its hand-over logged the row; the late payload is dropped."""
-    sequencer = runtime.sequencer
-    assert sequencer is not None
-    sequencer.is_leader = True
     checked = _checked(runtime, election.actas[:3])
     _by_another_process(runtime, checked)
-    spy = Spy(runtime.open_store(), sequencer)
-    try:
-        assert _step(runtime, spy) == 3  # nothing held: read from the store
-        size = spy.size()
-        sequencer.hand_over([Submission(c.entry, 1_750_000_000, c.signer) for c in checked if c.entry is not None])
-        assert len(sequencer._held) == 3
-        assert _step(runtime, spy) == 0
-        assert sequencer._held == {}, "payloads of rows already sequenced must not be kept for ever"
-        assert spy.size() == size
-    finally:
-        spy.store.close()
+    assert _step(runtime, spy) == 3  # nothing held: read from the store
+    size = spy.size()
+    leader.hand_over([Submission(c.entry, 1_750_000_000, c.signer) for c in checked if c.entry is not None])
+    assert len(leader._held) == 3
+    assert _step(runtime, spy) == 0
+    assert leader._held == {}, "payloads of rows already sequenced must not be kept for ever"
+    assert spy.size() == size
 
 
-def test_a_payload_handed_over_while_the_queue_is_read_is_kept_and_used(runtime: Runtime, election: Election) -> None:
+def test_a_payload_handed_over_while_the_queue_is_read_is_kept_and_used(
+    runtime: Runtime, election: Election, leader: Sequencer, spy: Spy
+) -> None:
     """A commit that lands during a step's read is not in what it read: its payload stays for the next step."""
-    sequencer = runtime.sequencer
-    assert sequencer is not None
-    sequencer.is_leader = True
     first, late = _checked(runtime, election.actas[:2]), _checked(runtime, election.actas[2:4])
     runtime.ingest.store(first).result(timeout=10)
-    spy = Spy(runtime.open_store(), sequencer)
 
     def commit_late() -> None:  # as ingest would: store, then hand over
         runtime.ingest.store(late).result(timeout=10)
 
     spy.after_read = commit_late
-    try:
-        assert _step(runtime, spy) == 2
-        assert set(sequencer._held) == {c.entry.entry_hash for c in late if c.entry is not None}
-        spy.calls.clear()
-        assert _step(runtime, spy) == 2
-        assert spy.names() == ["pending_leaves"], "the late payloads were held: nothing to read back"
-        assert _logged_tail(runtime, 4) == [c.entry.entry_hash for c in first + late if c.entry is not None]
-    finally:
-        spy.store.close()
+    assert _step(runtime, spy) == 2
+    assert set(leader._held) == set(_leaves(late))
+    spy.calls.clear()
+    assert _step(runtime, spy) == 2
+    assert spy.names() == ["pending_leaves"], "the late payloads were held: nothing to read back"
+    assert _logged_tail(runtime, 4) == _leaves(first + late)
 
 
 class OneLead:
@@ -246,21 +240,21 @@ def test_losing_the_lead_forgets_what_was_held(runtime: Runtime) -> None:
     handed: list[int] = []
 
     def while_leading() -> None:  # called as the lead starts, as its ingest would hand over
-        sequencer.hand_over([held])
-        handed.append(len(sequencer._held))
+        own.hand_over([held])
+        handed.append(len(own._held))
 
-    sequencer = Sequencer(runtime.open_store, runtime._open_writer, lock, while_leading)
-    sequencer.start()
+    own = Sequencer(runtime.open_store, runtime._open_writer, lock, while_leading)
+    own.start()
     try:
         deadline = time.monotonic() + 10 + LOCK_POLL
         while lock.attempts < 2 and time.monotonic() < deadline:
             time.sleep(0.01)
         assert lock.attempts >= 2, "the sequencer did not lead and step down"
         assert handed == [1], "the payload was not held during the lead"
-        assert sequencer._held == {}
-        assert not sequencer.is_leader
+        assert own._held == {}
+        assert not own.is_leader
     finally:
-        sequencer.stop()
+        own.stop()
 
 
 def test_pause_after_a_step() -> None:
