@@ -298,3 +298,21 @@ def test_acta_before_its_enrollment_in_the_same_bundle_fails_step_7(tmp_path: Pa
     early = signed_acta(ELECTION, 0)  # logged before device 0 is enrolled
     report = run(tmp_path, [election_entry, early, *enrollments], results=False)
     assert [f.where for f in failures_at(report, S_ACTAS)] == ["entry 1"]
+
+
+def test_failures_in_one_bundle_name_their_own_entries(tmp_path: Path) -> None:
+    """A bundle's signatures are checked in one run after parsing: each verdict stays with its own entry."""
+    altered = canonical.decode(signed_acta(ELECTION, 0))
+    altered["null"] += 1
+    entries = [*valid_log(range(2, MESAS)), b'{"not": "an entry"}', canonical.encode(altered), signed_acta(ELECTION, 1)]
+    report = run(tmp_path, entries, results=False)
+    first_bad = HEAD + MESAS - 2
+    assert [f.where for f in failures_at(report, S_ENTRIES)] == [f"entry {first_bad}"]
+    assert failures_at(report, S_ACTAS) == [
+        Failure(
+            S_ACTAS,
+            f"entry {first_bad + 1}",
+            f"acta for mesa {ELECTION.mesa_id(0)!r}: device signature does not verify",
+        )
+    ]
+    assert national_actas(report) == MESAS - 1  # mesa 1's acta, after both bad entries, is counted

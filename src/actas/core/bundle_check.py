@@ -12,7 +12,15 @@ from typing import Protocol
 from actas.core import merkle
 from actas.core.acta import check_rules, errors_of
 from actas.core.election import Election
-from actas.core.entries import ActaEntry, ElectionEntry, EnrollEntry, ObservationEntry, parse_entry, signature_valid
+from actas.core.entries import (
+    ActaEntry,
+    ElectionEntry,
+    EnrollEntry,
+    ObservationEntry,
+    ParsedEntry,
+    parse_entry,
+    signatures_valid,
+)
 from actas.core.keys import Verifier
 from actas.core.observation import observed_copy
 from actas.core.tiles import TILE_WIDTH, TileCoord, decode_bundle, decode_tile, tile_path
@@ -80,24 +88,30 @@ class BundleChecker:
                     break
         except ActasError as exc:
             result.failures.append(Failure(S_TILES, level0_path, str(exc)))
-        for offset, data in enumerate(entries):
-            if index * TILE_WIDTH + offset >= start:
-                self._entry(result, index * TILE_WIDTH + offset, data, hashes[offset])
+        first = max(start - index * TILE_WIDTH, 0)
+        parsed: list[ParsedEntry | ActasError] = []
+        for data in entries[first:]:
+            try:
+                parsed.append(parse_entry(data))
+            except ActasError as exc:
+                parsed.append(exc)
+        # Every signature of the bundle in one run: verification is fastest back to back (signatures_valid).
+        valid = iter(signatures_valid([p for p in parsed if not isinstance(p, ActasError)], self.authority))
+        for offset, item in enumerate(parsed, start=first):
+            leaf = index * TILE_WIDTH + offset
+            if isinstance(item, ActasError):
+                result.failures.append(Failure(S_ENTRIES, f"entry {leaf}", str(item)))
+            else:
+                self._entry(result, leaf, item, next(valid), hashes[offset])
         return result
 
-    def _entry(self, result: BundleResult, leaf: int, data: bytes, leaf_hash: bytes) -> None:
+    def _entry(self, result: BundleResult, leaf: int, parsed: ParsedEntry, signed: bool, leaf_hash: bytes) -> None:
         where = f"entry {leaf}"
-        try:
-            parsed = parse_entry(data)
-        except ActasError as exc:
-            result.failures.append(Failure(S_ENTRIES, where, str(exc)))
-            return
         entry = parsed.entry
         kind = _KIND[type(entry)]
         result.counts[kind] = result.counts.get(kind, 0) + 1
         if leaf == 0:
             result.first_type = kind
-        signed = signature_valid(parsed, self.authority)
         if isinstance(entry, ElectionEntry):
             if not signed:
                 result.failures.append(Failure(S_ELECTION_ENTRY, where, "authority signature does not verify"))

@@ -17,7 +17,7 @@ from actas.core.entries import election_entry
 from actas.core.keys import Signer
 from actas.errors import ActasError, EnrollmentError, MalformedError, StorageError
 from actas.log.tiled import TiledLog
-from actas.log.validate import Checked, check_chunk, check_one, init_worker
+from actas.log.validate import Checked, check_chunk, check_entries, init_worker
 from actas.storage.base import LogStore, NewEntry
 
 Status = Literal["appended", "duplicate", "conflict", "rejected"]
@@ -80,7 +80,7 @@ class LogWriter:
     def _check(self, submissions: Sequence[bytes]) -> list[Checked]:
         if self._executor is None or len(submissions) < PARALLEL_THRESHOLD:
             verifier = self._authority.verifier
-            return [check_one(data, self._election, verifier) for data in submissions]
+            return check_entries(submissions, self._election, verifier)
         chunks = [submissions[i : i + CHUNK] for i in range(0, len(submissions), CHUNK)]
         return [checked for part in self._executor.map(check_chunk, chunks) for checked in part]
 

@@ -24,7 +24,7 @@ from actas.core.keys import Signer
 from actas.core.merkle import leaf_hash
 from actas.core.receipt import ReceiptBatch, sign_batch, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
-from actas.log.validate import Checked, check_chunk, check_one
+from actas.log.validate import Checked, check_chunk, check_entries, check_one
 from actas.storage.base import Stored, Submission, SubmissionStore
 
 log = logging.getLogger("actas.ingest")
@@ -166,7 +166,7 @@ class Ingest:
         """check() for many, in worker processes when a pool is configured and the batch is large."""
         if self._pool is None or len(items) < 2 * CHUNK:
             verifier = self._authority.verifier
-            checked = [check_one(data, self._election, verifier) for data in items]
+            checked = check_entries(items, self._election, verifier)
         else:
             chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
             checked = [item for part in self._pool.map(check_chunk, chunks) for item in part]

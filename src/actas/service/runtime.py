@@ -15,7 +15,7 @@ from actas.core.election import Election
 from actas.core.keys import Signer, Verifier
 from actas.errors import StorageError
 from actas.log.proofs import TileCache
-from actas.log.validate import check_chunk, check_one, init_worker
+from actas.log.validate import check_chunk, check_entries, init_worker
 from actas.log.writer import LogWriter
 from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
@@ -133,7 +133,7 @@ class Runtime:
             try:
                 for start in range(0, source.size(), 4096):
                     chunk = source.read(start, min(start + 4096, source.size()))
-                    checked = [check_one(data, self.election, self.verifier) for data in chunk]
+                    checked = check_entries(chunk, self.election, self.verifier)
                     entries = [c.entry for c in checked if c.entry is not None]
                     if len(entries) != len(chunk):
                         raise StorageError(f"{self.data.database}: an entry near {start} no longer checks")
