@@ -322,7 +322,8 @@ class SqliteLogStore:
         wanted = set(keys)
         mesas = sorted({mesa for mesa, _ in wanted})
         found: dict[tuple[str, str], list[bytes]] = {}
-        query = "SELECT mesa, contest, hash FROM submissions WHERE mesa IN ({marks}) ORDER BY seq"
+        # In index order: each key's leaves still come in the order stored, and no temporary sort is needed.
+        query = "SELECT mesa, contest, hash FROM submissions WHERE mesa IN ({marks}) ORDER BY mesa, contest, seq"
         for mesa, contest, leaf in _rows_in(self._db, query, mesas):
             key = (str(mesa), str(contest))
             if key in wanted:
