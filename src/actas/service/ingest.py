@@ -25,7 +25,6 @@ from actas.core.merkle import leaf_hash
 from actas.core.receipt import ReceiptBatch, sign_batch, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
 from actas.log.validate import Checked, check_chunk, check_entries, check_one
-from actas.service.check_groups import CheckGroups
 from actas.storage.base import Stored, Submission, SubmissionStore
 
 log = logging.getLogger("actas.ingest")
@@ -78,7 +77,6 @@ class Ingest:
         clock: Callable[[], float],
         pool: Executor | None = None,
         on_stored: Callable[[Sequence[Submission]], None] | None = None,
-        groups: CheckGroups | None = None,
     ) -> None:
         self._store = store
         self._election = election
@@ -86,7 +84,6 @@ class Ingest:
         self._clock = clock
         self._pool = pool
         self._on_stored = on_stored
-        self._groups = groups  # single submissions' checks, when they are made in worker processes
         self._enrolled: dict[str, set[str]] = {}
         self._enrolled_lock = threading.Lock()
         self._batches: OrderedDict[int, ReceiptBatch] = OrderedDict()  # the committer thread's recent batches
@@ -141,8 +138,9 @@ class Ingest:
             else:
                 finish(future.result()[0])
 
-        def proceed(checked: Checked) -> None:
+        def run() -> None:
             try:
+                checked = self.check(data)
                 if checked.entry is None:  # rejected: nothing to store
                     assert checked.error is not None
                     finish(checked.error)
@@ -156,34 +154,6 @@ class Ingest:
                 finish(None, exc)
                 return
             self.store([checked]).add_done_callback(stored)
-
-        if self._groups is not None:  # checked in a worker process, then on here
-
-            def checked_in_worker(future: Future[Checked]) -> None:
-                error = future.exception()
-                if error is not None:
-                    finish(None, error)
-                    return
-                try:
-                    checked = self._enrollment(future.result())
-                except BaseException as exc:  # never leave the caller waiting
-                    finish(None, exc)
-                    return
-                proceed(checked)
-
-            self._groups.check(data).add_done_callback(checked_in_worker)
-            return done
-
-        def run() -> None:
-            try:
-                checked = self.check(data)
-            except ActasError as exc:
-                finish(exc)
-                return
-            except BaseException as exc:  # never leave the caller waiting
-                finish(None, exc)
-                return
-            proceed(checked)
 
         def abandoned(task: Future[None]) -> None:  # cancelled before it ran (the threads shut down)
             if task.cancelled():
@@ -370,8 +340,6 @@ class Ingest:
 
     def close(self) -> None:
         """Finish queued commits and stop the committer; later stores fail at once."""
-        if self._groups is not None:
-            self._groups.close()
         self._closed = True
         self._queue.put(None)
         self._thread.join(timeout=30)

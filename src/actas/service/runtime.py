@@ -17,7 +17,6 @@ from actas.errors import StorageError
 from actas.log.proofs import TileCache
 from actas.log.validate import check_chunk, check_entries, init_worker
 from actas.log.writer import LogWriter
-from actas.service.check_groups import CheckGroups
 from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
 from actas.service.ratelimit import Limit, RateLimiter
@@ -32,7 +31,7 @@ log = logging.getLogger("actas.service")
 MAX_ACTA_BODY = 64 * 1024  # an entry is below 64 KiB; a QR payload or JSON with whitespace is near it
 MAX_BATCH_BODY = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
-CHECK_THREADS = 2  # threads checking single submissions without worker processes (verification releases the GIL)
+CHECK_THREADS = 2  # threads checking single submissions (Ed25519 verification releases the GIL)
 MAX_OBSERVATION_BODY = 25 * 1024 * 1024  # a phone photo or a scanned PDF page, with room to spare
 
 
@@ -44,7 +43,7 @@ class ServiceConfig:
     db: str | None = None  # postgresql://…; None: the data directory's SQLite database
     db_schema: str = "public"  # PostgreSQL schema: one per log when a database holds several
     sequence: bool = True  # take part in sequencing (with PostgreSQL, whoever holds the lock does)
-    workers: int = 0  # processes checking submissions (batches and single POSTs); 0: check in the service process
+    workers: int = 0  # verification processes for batches; 0: verify in the service process
     address_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     device_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     witnesses: tuple[Verifier, ...] = ()
@@ -94,8 +93,7 @@ class Runtime:
         if config.sequence:
             self.sequencer = Sequencer(self.open_store, self._open_writer, self._lock(), self.live.poke, config.fault)
         stored = self.sequencer.hand_over if self.sequencer is not None else None
-        groups = CheckGroups(self._pool, config.workers) if self._pool is not None else None
-        self.ingest = Ingest(self.open_store(), self.election, self.authority, clock, self._pool, stored, groups)
+        self.ingest = Ingest(self.open_store(), self.election, self.authority, clock, self._pool, stored)
 
     def submitted_before(self, leaves: Sequence[bytes]) -> set[bytes]:
         """Which of these leaves were submitted before (resends are not charged to a device's rate limit)."""
