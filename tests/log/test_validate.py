@@ -6,13 +6,35 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from actas.core import canonical
-from actas.core.entries import enroll_entry, parse_entry, signature_valid, signatures_valid
+from actas.core.entries import (
+    election_entry,
+    enroll_entry,
+    observation_entry,
+    parse_entry,
+    signature_valid,
+    signatures_valid,
+)
+from actas.core.keys import Signer
+from actas.core.qr import encode_payload
 from actas.errors import MalformedError, NonCanonicalError, RuleError, SignatureError
 from actas.log.validate import Checked, check_entries, check_one
-from tests.factories import authority, device, election_and_enrollments, signed_acta, small_election
+from tests.factories import authority, device, election_and_enrollments, seed, signed_acta, small_election
 
 ELECTION = small_election()
 AUTHORITY = authority().verifier
+WITNESS = Signer("witness-1", seed("witness-1"))
+IMAGE = "ab" * 32
+
+
+def _observed(mesa: int, witness: Signer) -> bytes:
+    payload = encode_payload(signed_acta(ELECTION, mesa))
+    return observation_entry(ELECTION.origin, ELECTION.mesa_id(mesa), "actas1", IMAGE, payload, witness)
+
+
+def _forged_observation(mesa: int) -> bytes:
+    value = canonical.decode(_observed(mesa, WITNESS))
+    value["image"] = "cd" * 32  # another image than the witness signed for
+    return canonical.encode(value)
 
 
 def _altered(data: bytes) -> bytes:
@@ -39,6 +61,10 @@ POOL: list[tuple[bytes, type[Exception] | None]] = [
     (signed_acta(ELECTION, 7).replace(b'","', b'", "', 1), NonCanonicalError),
     (election_and_enrollments(ELECTION)[1], None),
     (enroll_entry(ELECTION.origin, device(1).verifier, [ELECTION.mesa_id(1)], device(9)), SignatureError),
+    (_observed(2, WITNESS), None),  # verified under the witness key it names
+    (_forged_observation(3), SignatureError),
+    (election_entry(ELECTION.origin, ELECTION.digest, authority()), None),
+    (election_entry(ELECTION.origin, ELECTION.digest, device(2)), SignatureError),  # not the authority's
 ]
 
 
@@ -71,4 +97,4 @@ def test_signatures_valid_matches_one_at_a_time() -> None:
         except MalformedError:
             continue
     assert signatures_valid(parsed, AUTHORITY) == [signature_valid(p, AUTHORITY) for p in parsed]
-    assert signatures_valid(parsed, AUTHORITY).count(False) == 3
+    assert signatures_valid(parsed, AUTHORITY).count(False) == 5

@@ -22,7 +22,7 @@ from actas.core import canonical
 from actas.core.acta import Acta
 from actas.core.b64 import b64decode, b64encode
 from actas.core.keys import CONTEXT_ACTA, CONTEXT_ELECTION, CONTEXT_ENROLL, CONTEXT_OBSERVATION, Signer, Verifier
-from actas.errors import KeyFormatError, MalformedError
+from actas.errors import ActasError, KeyFormatError, MalformedError
 
 VERSION = 1
 MAX_ENTRY_SIZE = 65535  # entry bundles prefix each entry with a uint16 length
@@ -314,7 +314,8 @@ def parse_entry(data: bytes) -> ParsedEntry:
 def signer_of(parsed: ParsedEntry, authority: Verifier) -> Verifier | None:
     """The key an entry must be signed by: its device key (acta), witness key (observation), else the authority.
 
-    None when the entry names a key that does not parse: its signature cannot verify.
+    None when the entry names a key that cannot be used: its signature cannot verify. Any of the project's errors
+    counts as that, so one entry's key never stops the check of the others beside it (signatures_valid).
     """
     entry = parsed.entry
     try:
@@ -322,7 +323,7 @@ def signer_of(parsed: ParsedEntry, authority: Verifier) -> Verifier | None:
             return entry.acta.device_verifier()
         if isinstance(entry, ObservationEntry):
             return Verifier.parse(entry.witness)
-    except KeyFormatError:
+    except ActasError:
         return None
     return authority
 
