@@ -46,15 +46,15 @@ def free_port() -> int:
 class ServerProcess:
     """`python -m actas serve` as a child process on a fixed loopback port."""
 
-    def __init__(self, data: Path, port: int, db: tuple[str, str] | None, log: Path) -> None:
-        self.data, self.port, self.db, self.log = data, port, db, log
+    def __init__(self, data: Path, port: int, db: tuple[str, str] | None, log: Path, workers: int = 0) -> None:
+        self.data, self.port, self.db, self.log, self.workers = data, port, db, log, workers
         self.url = f"http://127.0.0.1:{port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> None:
         """Start and wait until /healthz answers."""
         command = [sys.executable, "-m", "actas", "serve", str(self.data), "--port", str(self.port)]
-        command += ["--log-level", "warning"]
+        command += ["--log-level", "warning", "-j", str(self.workers)]
         if self.db is not None:
             command += ["--db", self.db[0], "--db-schema", self.db[1]]
         with self.log.open("ab") as sink:
@@ -177,6 +177,7 @@ def run_chaos(
     clients: int = 8,
     kills: int = 10,
     processes: int = 1,
+    workers: int = 0,
     seed: int = 7,
     dsn: str = DEFAULT_DSN,
     say: object = print,
@@ -190,7 +191,7 @@ def run_chaos(
     authority = Verifier.parse((data / "keys" / "authority.vkey").read_text().strip())
     db = (dsn, f"chaos_{uuid.uuid4().hex[:12]}") if backend == "postgres" else None
     count = processes if backend == "postgres" else 1
-    servers = [ServerProcess(data, free_port(), db, work / f"server-{i}.log") for i in range(count)]
+    servers = [ServerProcess(data, free_port(), db, work / f"server-{i}.log", workers) for i in range(count)]
     for server in servers:  # one after the other: the first copies the election into an empty database
         server.start()
     seen = Tally()
@@ -289,6 +290,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--processes", type=int, default=3, help="server processes sharing PostgreSQL")
+    parser.add_argument("--workers", type=int, default=1, help="checking processes of each server process (-j)")
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--work", type=Path, default=Path("chaos-out"))
     args = parser.parse_args()
@@ -303,6 +305,7 @@ def main() -> None:
             clients=args.clients,
             kills=args.kills,
             processes=args.processes,
+            workers=args.workers,
         )
         print(json.dumps(result.__dict__))
 

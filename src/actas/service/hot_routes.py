@@ -38,8 +38,8 @@ async def submit_one(runtime: Runtime, media: str, body: bytes) -> Answer:
         elif media not in ("application/json", ""):
             raise MalformedError(f"content-type {media!r}: send application/json or text/plain (QR payload)")
         admit = _device_limit(runtime) if runtime.config.device_limit.rate > 0 else None
-        # Checked on a thread (the signature check releases the GIL, so it runs beside the event loop on another
-        # core), then handed to the committer from there: the event loop waits once.
+        # Checked in a worker process (or, without workers, on a thread beside the event loop), then handed to
+        # the committer from there: the event loop waits once.
         outcome = await asyncio.wrap_future(runtime.ingest.check_and_store(body, runtime.check_threads, admit))
         if isinstance(outcome, ActasError):
             raise outcome

@@ -13,7 +13,7 @@ import logging
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError
 from dataclasses import dataclass
@@ -25,12 +25,14 @@ from actas.core.merkle import leaf_hash
 from actas.core.receipt import ReceiptBatch, sign_batch, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
 from actas.log.validate import Checked, check_chunk, check_entries, check_one
+from actas.service.check_groups import CheckGroups
 from actas.storage.base import Stored, Submission, SubmissionStore
 
 log = logging.getLogger("actas.ingest")
 Status = Literal["accepted", "duplicate", "conflict"]
 COMMIT_MAX = 8192  # submissions per group commit
 CHUNK = 256  # submissions per worker task
+CHUNKS_IN_FLIGHT = 4  # worker tasks of one batch queued or running at once
 JOB_MAX = 4096  # submissions of one request committed together at most
 BATCH_LEAVES_KEPT = 65_536  # leaves of recent receipt batches kept in memory, for resends
 LINGER = 0.002  # seconds a group waits for more requests when requests are arriving together
@@ -77,6 +79,7 @@ class Ingest:
         clock: Callable[[], float],
         pool: Executor | None = None,
         on_stored: Callable[[Sequence[Submission]], None] | None = None,
+        groups: CheckGroups | None = None,
     ) -> None:
         self._store = store
         self._election = election
@@ -84,11 +87,13 @@ class Ingest:
         self._clock = clock
         self._pool = pool
         self._on_stored = on_stored
+        self._groups = groups  # single submissions' checks, when worker processes make them (closed by the owner)
         self._enrolled: dict[str, set[str]] = {}
         self._enrolled_lock = threading.Lock()
         self._batches: OrderedDict[int, ReceiptBatch] = OrderedDict()  # the committer thread's recent batches
         self._kept_leaves = 0  # leaves of the batches in _batches
         self._closed = False
+        self._closing = threading.Lock()  # no job is queued after the committer's stop marker
         for device, mesa in store.enrollments():
             self._enrolled.setdefault(device, set()).add(mesa)
         self._queue: queue.Queue[_Job | None] = queue.Queue()
@@ -114,10 +119,11 @@ class Ingest:
     def check_and_store(
         self, data: bytes, threads: Executor, admit: Callable[[Checked], None] | None = None
     ) -> Future[Outcome]:
-        """check() on one of threads, admit() (which may raise), then store(): one future for the whole way.
+        """check() (in a worker process with worker groups, else on one of threads), admit() (which may raise),
+        then store(): one future for the whole way.
 
-        The caller waits once; the checking thread hands the submission straight to the committer, without a
-        turn of the caller's event loop in between.
+        The caller waits once; the checked submission goes straight to the committer, without a turn of the
+        caller's event loop in between.
         """
         done: Future[Outcome] = Future()
 
@@ -138,9 +144,8 @@ class Ingest:
             else:
                 finish(future.result()[0])
 
-        def run() -> None:
+        def proceed(checked: Checked) -> None:
             try:
-                checked = self.check(data)
                 if checked.entry is None:  # rejected: nothing to store
                     assert checked.error is not None
                     finish(checked.error)
@@ -155,6 +160,34 @@ class Ingest:
                 return
             self.store([checked]).add_done_callback(stored)
 
+        if self._groups is not None:  # checked in a worker process; settled, enrolled and stored on a thread
+
+            def checked_in_worker(future: Future[Checked]) -> None:
+                error = future.exception()
+                if error is not None:
+                    finish(None, error)
+                    return
+                try:
+                    checked = self._enrollment(future.result())
+                except BaseException as exc:  # never leave the caller waiting
+                    finish(None, exc)
+                    return
+                proceed(checked)
+
+            self._groups.check(data).add_done_callback(checked_in_worker)
+            return done
+
+        def run() -> None:
+            try:
+                checked = self.check(data)
+            except ActasError as exc:
+                finish(exc)
+                return
+            except BaseException as exc:  # never leave the caller waiting
+                finish(None, exc)
+                return
+            proceed(checked)
+
         def abandoned(task: Future[None]) -> None:  # cancelled before it ran (the threads shut down)
             if task.cancelled():
                 finish(None, StorageError("the service is stopping; send it again"))
@@ -168,8 +201,16 @@ class Ingest:
             verifier = self._authority.verifier
             checked = check_entries(items, self._election, verifier)
         else:
-            chunks = [items[i : i + CHUNK] for i in range(0, len(items), CHUNK)]
-            checked = [item for part in self._pool.map(check_chunk, chunks) for item in part]
+            checked = []
+            window: deque[Future[list[Checked]]] = deque()
+            # A few chunks at a time, not the whole batch at once: the workers stay busy, and single POSTs'
+            # groups (check_groups.py) wait behind a few chunks, not behind a collection centre's whole upload.
+            for start in range(0, len(items), CHUNK):
+                if len(window) >= CHUNKS_IN_FLIGHT:
+                    checked.extend(window.popleft().result())
+                window.append(self._pool.submit(check_chunk, items[start : start + CHUNK]))
+            while window:
+                checked.extend(window.popleft().result())
         return [self._enrollment(c) for c in checked]
 
     def _enrollment(self, checked: Checked) -> Checked:
@@ -192,14 +233,15 @@ class Ingest:
         A long list goes to the committer in parts of at most JOB_MAX, so no receipt batch grows past
         COMMIT_MAX + JOB_MAX leaves (a resend's receipt is read from its stored batch).
         """
-        if self._closed:  # nobody would commit it: fail now rather than leave the caller waiting
-            failed: Future[list[Outcome]] = Future()
-            failed.set_exception(StorageError("the service is stopping; send it again"))
-            return failed
         futures: list[Future[list[Outcome]]] = []
-        for start in range(0, max(len(items), 1), JOB_MAX):
-            futures.append(Future())
-            self._queue.put(_Job(list(items[start : start + JOB_MAX]), futures[-1]))
+        with self._closing:
+            if self._closed:  # nobody would commit it: fail now rather than leave the caller waiting
+                failed: Future[list[Outcome]] = Future()
+                failed.set_exception(StorageError("the service is stopping; send it again"))
+                return failed
+            for start in range(0, max(len(items), 1), JOB_MAX):
+                futures.append(Future())
+                self._queue.put(_Job(list(items[start : start + JOB_MAX]), futures[-1]))
         if len(futures) == 1:
             return futures[0]
         done: Future[list[Outcome]] = Future()
@@ -340,7 +382,8 @@ class Ingest:
 
     def close(self) -> None:
         """Finish queued commits and stop the committer; later stores fail at once."""
-        self._closed = True
-        self._queue.put(None)
+        with self._closing:
+            self._closed = True
+            self._queue.put(None)
         self._thread.join(timeout=30)
         self._store.close()

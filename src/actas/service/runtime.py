@@ -15,8 +15,9 @@ from actas.core.election import Election
 from actas.core.keys import Signer, Verifier
 from actas.errors import StorageError
 from actas.log.proofs import TileCache
-from actas.log.validate import check_chunk, check_entries, init_worker
+from actas.log.validate import Checked, check_chunk, check_entries, check_one, init_worker
 from actas.log.writer import LogWriter
+from actas.service.check_groups import CheckGroups
 from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
 from actas.service.ratelimit import Limit, RateLimiter
@@ -31,7 +32,7 @@ log = logging.getLogger("actas.service")
 MAX_ACTA_BODY = 64 * 1024  # an entry is below 64 KiB; a QR payload or JSON with whitespace is near it
 MAX_BATCH_BODY = 64 * 1024 * 1024
 MAX_BATCH_LINES = 100_000
-CHECK_THREADS = 2  # threads checking single submissions (Ed25519 verification releases the GIL)
+CHECK_THREADS = 2  # threads checking single submissions without workers (verification releases the GIL)
 MAX_OBSERVATION_BODY = 25 * 1024 * 1024  # a phone photo or a scanned PDF page, with room to spare
 
 
@@ -43,7 +44,7 @@ class ServiceConfig:
     db: str | None = None  # postgresql://…; None: the data directory's SQLite database
     db_schema: str = "public"  # PostgreSQL schema: one per log when a database holds several
     sequence: bool = True  # take part in sequencing (with PostgreSQL, whoever holds the lock does)
-    workers: int = 0  # verification processes for batches; 0: verify in the service process
+    workers: int = 0  # processes checking submissions (batches, single POSTs); 0: check in the service process
     address_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     device_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     witnesses: tuple[Verifier, ...] = ()
@@ -93,7 +94,20 @@ class Runtime:
         if config.sequence:
             self.sequencer = Sequencer(self.open_store, self._open_writer, self._lock(), self.live.poke, config.fault)
         stored = self.sequencer.hand_over if self.sequencer is not None else None
-        self.ingest = Ingest(self.open_store(), self.election, self.authority, clock, self._pool, stored)
+        # With worker processes single POSTs are checked there too (check_groups.py); these threads then settle
+        # their results and check whatever the workers cannot.
+        self.check_groups = (
+            CheckGroups(self._pool, config.workers, self._check_here, self.check_threads)
+            if self._pool is not None
+            else None
+        )
+        self.ingest = Ingest(
+            self.open_store(), self.election, self.authority, clock, self._pool, stored, self.check_groups
+        )
+
+    def _check_here(self, data: bytes) -> Checked:
+        """The stateless checks of one submission in this process (what a worker would have done)."""
+        return check_one(data, self.election, self.verifier)
 
     def submitted_before(self, leaves: Sequence[bytes]) -> set[bytes]:
         """Which of these leaves were submitted before (resends are not charged to a device's rate limit)."""
@@ -164,6 +178,8 @@ class Runtime:
         if self.sequencer is not None:
             self.sequencer.stop()
         # Checks first: a check still running hands its acta to the committer, which must still be there.
+        if self.check_groups is not None:
+            self.check_groups.close()
         self.check_threads.shutdown(cancel_futures=True)
         self.ingest.close()
         self.live.stop()
