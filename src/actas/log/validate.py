@@ -6,6 +6,10 @@ What needs the log's state (deduplication, enrollment, conflicts) is checked by 
 from __future__ import annotations
 
 import gc
+import os
+import select
+import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -109,14 +113,42 @@ _ELECTION: Election | None = None
 _AUTHORITY: Verifier | None = None
 
 
-def init_worker(election_json: bytes, authority: str) -> None:
-    """Load the election definition and authority key into a worker process."""
+def init_worker(election_json: bytes, authority: str, service: int | None = None) -> None:
+    """Load the election definition and authority key into a worker process; end it when ``service`` (a pid) dies."""
     global _ELECTION, _AUTHORITY
     _ELECTION = Election.from_json(election_json)
     _AUTHORITY = Verifier.parse(authority)
+    if service is not None:
+        _exit_with(service)
     # The definition lives as long as the worker: keep its many objects out of every full collection.
     gc.collect()
     gc.freeze()
+
+
+def _exit_with(pid: int) -> None:
+    """End this worker process as soon as process ``pid`` is gone, even if it was killed with SIGKILL.
+
+    A pool worker holds both ends of its task queue's pipe, so it never sees the service die: without this, every
+    crash would leave its workers (and the fork server, which lives as long as they do) behind for good.
+    """
+
+    def watch() -> None:
+        try:
+            handle = os.pidfd_open(pid)
+        except (AttributeError, OSError):  # no pidfd (not Linux 5.3+), or already gone: poll
+            while True:
+                try:
+                    os.kill(pid, 0)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    pass
+                time.sleep(1)
+        else:
+            select.select([handle], [], [])  # readable once the process has exited
+        os._exit(0)
+
+    threading.Thread(target=watch, name="actas-exit-with-service", daemon=True).start()
 
 
 def check_chunk(chunk: Sequence[bytes]) -> list[Checked]:

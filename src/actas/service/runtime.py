@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import multiprocessing
+import os
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -77,7 +78,8 @@ class Runtime:
                 # dies, and uvicorn's signal handlers with it.
                 mp_context=multiprocessing.get_context("forkserver"),
                 initializer=init_worker,
-                initargs=(self.election.to_canonical(), str(self.authority.verifier)),
+                # The workers end with this process, even if it is killed (init_worker).
+                initargs=(self.election.to_canonical(), str(self.authority.verifier), os.getpid()),
             )
             if config.workers > 0
             else None
