@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from itertools import cycle, islice
 from typing import Any
 
 import pytest
@@ -32,6 +33,7 @@ from tests.service.test_errors import (
     assert_problem,
     device_of,
     post,
+    post_batch,
     rejected,
     rogue_key,
     sign,
@@ -297,8 +299,8 @@ def test_every_answer_to_a_single_post_is_the_same_when_checked_in_workers(
     assert post(server, election.actas[4]).status_code == 201
 
 
-def test_single_posts_are_answered_after_a_worker_dies(serve: Callable[..., LiveServer], election: Data) -> None:
-    """SIGKILL of a check worker breaks the pool; single POSTs are then checked in the service process."""
+def test_posts_are_answered_after_a_worker_dies(serve: Callable[..., LiveServer], election: Data) -> None:
+    """SIGKILL of a check worker breaks the pool; single POSTs and batches are then checked in the service process."""
     server = serve(workers=2)
     assert post(server, election.actas[0]).status_code == 201
     pool = server.runtime._pool
@@ -307,6 +309,13 @@ def test_single_posts_are_answered_after_a_worker_dies(serve: Callable[..., Live
     for data in election.actas[1:4]:
         response = post(server, data)
         assert response.status_code == 201, response.text
+    lines = list(islice(cycle(election.actas[4:]), 600))  # over 2 × 256 lines: a batch for the workers
+    batch = post_batch(server, lines)
+    assert batch.status_code == 200, batch.text
+    result = batch.json()
+    assert len(result["results"]) == len(lines)
+    assert result["rejected"] == 0
+    assert result["accepted"] == len(set(lines))
 
 
 def test_a_batch_keeps_a_few_chunks_in_the_workers_at_once(
@@ -315,15 +324,15 @@ def test_a_batch_keeps_a_few_chunks_in_the_workers_at_once(
     """So single POSTs wait behind a few chunks, not a whole upload; the results still come back in order."""
     monkeypatch.setattr(ingest_module, "CHUNK", 3)
     pool = GatedPool(definition, election)
-    ingest = Ingest(MemoryLogStore(), definition, signer_of(election.root), time.time, pool)
+    ingest = Ingest(MemoryLogStore(), definition, signer_of(election.root), time.time, pool, workers=2)
     items = [flip_signature(a) if n % 5 == 0 else a for n, a in enumerate(election.actas)]
     checked: list[Checked] = []
     checking = threading.Thread(target=lambda: checked.extend(ingest.check_many(items)))
     try:
         checking.start()
-        eventually(lambda: len(pool.groups) == ingest_module.CHUNKS_IN_FLIGHT)
+        eventually(lambda: len(pool.groups) == 2 * ingest_module.CHUNKS_PER_WORKER)
         time.sleep(0.1)
-        assert len(pool.groups) == ingest_module.CHUNKS_IN_FLIGHT  # the rest waits for the first to come back
+        assert len(pool.groups) == 2 * ingest_module.CHUNKS_PER_WORKER  # the rest waits for the first to come back
         pool.gate.set()
         checking.join(timeout=30)
     finally:

@@ -145,7 +145,9 @@ def _exit_with(pid: int) -> None:
                     pass
                 time.sleep(1)
         else:
-            select.select([handle], [], [])  # readable once the process has exited
+            waiting = select.poll()  # poll, not select: any descriptor number
+            waiting.register(handle, select.POLLIN)
+            waiting.poll()  # readable once the process has exited
         os._exit(0)
 
     threading.Thread(target=watch, name="actas-exit-with-service", daemon=True).start()

@@ -6,6 +6,7 @@ the log's state (deduplication, enrollment, conflicts) is decided here, in order
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -56,7 +57,10 @@ class LogWriter:
         self._executor: Executor | None = None
         if workers > 0:
             self._executor = ProcessPoolExecutor(
-                workers, initializer=init_worker, initargs=(election.to_canonical(), str(authority.verifier))
+                # The workers end with this process even if it is killed: forked, they hold its sequencer lock.
+                workers,
+                initializer=init_worker,
+                initargs=(election.to_canonical(), str(authority.verifier), os.getpid()),
             )
         self._enrolled: dict[str, set[str]] = {}
         for device, mesa in store.enrollments():

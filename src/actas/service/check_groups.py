@@ -121,12 +121,12 @@ class CheckGroups:
                 _settle(future, None, StorageError(STOPPING))
             return
 
-        def cancelled(ran: Future[None]) -> None:
-            if ran.cancelled():
+        def unfinished(ran: Future[None]) -> None:  # cancelled by the threads' shutdown, or failed: still answered
+            if ran.cancelled() or ran.exception() is not None:
                 for _, future in group:
                     _settle(future, None, StorageError(STOPPING))
 
-        ran.add_done_callback(cancelled)
+        ran.add_done_callback(unfinished)
 
     def _finish(self, group: Group, task: Future[list[Checked]]) -> None:
         if task.cancelled():  # the pool was shut down with the group still queued

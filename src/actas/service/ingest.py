@@ -32,7 +32,7 @@ log = logging.getLogger("actas.ingest")
 Status = Literal["accepted", "duplicate", "conflict"]
 COMMIT_MAX = 8192  # submissions per group commit
 CHUNK = 256  # submissions per worker task
-CHUNKS_IN_FLIGHT = 4  # worker tasks of one batch queued or running at once
+CHUNKS_PER_WORKER = 2  # worker tasks of one batch queued or running at once, per worker
 JOB_MAX = 4096  # submissions of one request committed together at most
 BATCH_LEAVES_KEPT = 65_536  # leaves of recent receipt batches kept in memory, for resends
 LINGER = 0.002  # seconds a group waits for more requests when requests are arriving together
@@ -80,6 +80,7 @@ class Ingest:
         pool: Executor | None = None,
         on_stored: Callable[[Sequence[Submission]], None] | None = None,
         groups: CheckGroups | None = None,
+        workers: int = 1,
     ) -> None:
         self._store = store
         self._election = election
@@ -87,6 +88,8 @@ class Ingest:
         self._clock = clock
         self._pool = pool
         self._on_stored = on_stored
+        self._workers = max(workers, 1)  # the pool's size
+        self._pool_failed = False  # said once in the log
         self._groups = groups  # single submissions' checks, when worker processes make them (closed by the owner)
         self._enrolled: dict[str, set[str]] = {}
         self._enrolled_lock = threading.Lock()
@@ -197,21 +200,30 @@ class Ingest:
 
     def check_many(self, items: Sequence[bytes]) -> list[Checked]:
         """check() for many, in worker processes when a pool is configured and the batch is large."""
-        if self._pool is None or len(items) < 2 * CHUNK:
-            verifier = self._authority.verifier
-            checked = check_entries(items, self._election, verifier)
-        else:
-            checked = []
-            window: deque[Future[list[Checked]]] = deque()
-            # A few chunks at a time, not the whole batch at once: the workers stay busy, and single POSTs'
-            # groups (check_groups.py) wait behind a few chunks, not behind a collection centre's whole upload.
-            for start in range(0, len(items), CHUNK):
-                if len(window) >= CHUNKS_IN_FLIGHT:
-                    checked.extend(window.popleft().result())
-                window.append(self._pool.submit(check_chunk, items[start : start + CHUNK]))
-            while window:
-                checked.extend(window.popleft().result())
+        checked: list[Checked] | None = None
+        if self._pool is not None and len(items) >= 2 * CHUNK:
+            try:
+                checked = self._in_workers(self._pool, items)
+            except Exception as exc:  # a worker died (the pool is broken) or failed: check here instead
+                if not self._pool_failed:
+                    self._pool_failed = True
+                    log.error("the check workers failed (%r); batches are checked in this process", exc)
+        if checked is None:
+            checked = check_entries(items, self._election, self._authority.verifier)
         return [self._enrollment(c) for c in checked]
+
+    def _in_workers(self, pool: Executor, items: Sequence[bytes]) -> list[Checked]:
+        checked: list[Checked] = []
+        window: deque[Future[list[Checked]]] = deque()
+        # A few chunks per worker at a time, not the whole batch at once: the workers stay busy, and single
+        # POSTs' groups (check_groups.py) wait behind a few chunks, not behind a collection centre's whole upload.
+        for start in range(0, len(items), CHUNK):
+            if len(window) >= CHUNKS_PER_WORKER * self._workers:
+                checked.extend(window.popleft().result())
+            window.append(pool.submit(check_chunk, items[start : start + CHUNK]))
+        while window:
+            checked.extend(window.popleft().result())
+        return checked
 
     def _enrollment(self, checked: Checked) -> Checked:
         entry = checked.entry

@@ -104,7 +104,14 @@ class Runtime:
             else None
         )
         self.ingest = Ingest(
-            self.open_store(), self.election, self.authority, clock, self._pool, stored, self.check_groups
+            self.open_store(),
+            self.election,
+            self.authority,
+            clock,
+            self._pool,
+            stored,
+            self.check_groups,
+            config.workers,
         )
 
     def _check_here(self, data: bytes) -> Checked:
