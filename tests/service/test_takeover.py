@@ -205,30 +205,23 @@ def test_another_server_takes_over_sequencing_after_sigkill(
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
-def test_sigterm_ends_every_process_the_server_started(
-    election: Election, tmp_path: Path, serve: Callable[..., Serve]
+@pytest.mark.parametrize("ending", ["SIGTERM", "SIGKILL"])
+def test_an_ended_server_leaves_no_worker_or_fork_server_behind(
+    election: Election, tmp_path: Path, serve: Callable[..., Serve], ending: str
 ) -> None:
-    """SIGTERM to a ``-j 2`` server whose worker pool ran: it exits and leaves no worker or fork server behind."""
-    server = serve(election.root, tmp_path / "server.log", "-j", "2")
-    lines = list(islice(cycle(election.actas[:39]), 600))  # over 2 × 256 lines: checked by the worker pool
-    response = httpx.post(f"{server.url}/v1/actas:batch", content=b"\n".join(lines) + b"\n", headers=NDJSON, timeout=30)
-    assert response.status_code == 200, response.text
-    assert [pid for pid in group_members(server.pgid) if pid != server.proc.pid], "the worker pool did not start"
-    server.stop()
-    wait_until(lambda: group_members(server.pgid) == [], 10, "every process of the stopped server's group gone")
+    """A ``-j 2`` server whose worker pool ran, stopped (SIGTERM) or crashed (SIGKILL): every process it started goes.
 
-
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")
-def test_sigkill_leaves_no_worker_or_fork_server_behind(
-    election: Election, tmp_path: Path, serve: Callable[..., Serve]
-) -> None:
-    """SIGKILL to a ``-j 2`` server (a crash): its check workers notice and exit, and the fork server after them."""
+    On SIGKILL nothing runs in the server: its check workers notice it is gone and exit, and the fork server after them.
+    """
     server = serve(election.root, tmp_path / "server.log", "-j", "2")
     lines = list(islice(cycle(election.actas[:39]), 600))  # over 2 × 256 lines: checked by the worker pool
     response = httpx.post(f"{server.url}/v1/actas:batch", content=b"\n".join(lines) + b"\n", headers=NDJSON, timeout=30)
     assert response.status_code == 200, response.text
     started = [pid for pid in group_members(server.pgid) if pid != server.proc.pid]
     assert len(started) >= 3, "the fork server and both workers did not start"
-    server.proc.kill()
-    server.proc.wait(timeout=10)
-    wait_until(lambda: group_members(server.pgid) == [], 10, "every process the killed server started gone")
+    if ending == "SIGTERM":
+        server.stop()
+    else:
+        server.proc.kill()
+        server.proc.wait(timeout=10)
+    wait_until(lambda: group_members(server.pgid) == [], 10, "every process the ended server started gone")

@@ -19,6 +19,7 @@ import queue
 import threading
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, InvalidStateError
+from typing import TypeVar
 
 from actas.errors import StorageError
 from actas.log.validate import Checked, check_chunk
@@ -27,16 +28,18 @@ log = logging.getLogger("actas.ingest")
 GROUP_MAX = 64  # submissions per group at most: a group's answers wait for its slowest check
 STOPPING = "the service is stopping; send it again"
 Group = list[tuple[bytes, "Future[Checked]"]]
+T = TypeVar("T")
 
 
-def _settle(future: Future[Checked], result: Checked | None, error: BaseException | None = None) -> None:
+def settle(future: Future[T], result: T | None, error: BaseException | None = None) -> None:
+    """Give future its result (or error), unless its caller already gave up on it (cancelled)."""
     try:
         if error is not None:
             future.set_exception(error)
         else:
             assert result is not None
             future.set_result(result)
-    except InvalidStateError:  # the caller gave up (cancelled): nobody is waiting for this any more
+    except InvalidStateError:  # nobody is waiting for this any more
         pass
 
 
@@ -89,7 +92,7 @@ class CheckGroups:
             if self._closed:  # closing: what was not sent yet is refused, not checked for nobody
                 self._slots.release()
                 for _, future in group:
-                    _settle(future, None, StorageError(STOPPING))
+                    settle(future, None, StorageError(STOPPING))
             else:
                 self._send(group)
             if stop:
@@ -118,20 +121,20 @@ class CheckGroups:
             ran = None
         if ran is None:
             for _, future in group:
-                _settle(future, None, StorageError(STOPPING))
+                settle(future, None, StorageError(STOPPING))
             return
 
         def unfinished(ran: Future[None]) -> None:  # cancelled by the threads' shutdown, or failed: still answered
             if ran.cancelled() or ran.exception() is not None:
                 for _, future in group:
-                    _settle(future, None, StorageError(STOPPING))
+                    settle(future, None, StorageError(STOPPING))
 
         ran.add_done_callback(unfinished)
 
     def _finish(self, group: Group, task: Future[list[Checked]]) -> None:
         if task.cancelled():  # the pool was shut down with the group still queued
             for _, future in group:
-                _settle(future, None, StorageError(STOPPING))
+                settle(future, None, StorageError(STOPPING))
             return
         error = task.exception()
         if error is not None:
@@ -139,14 +142,14 @@ class CheckGroups:
             self._check_each(group)
             return
         for (_, future), result in zip(group, task.result(), strict=True):
-            _settle(future, result)
+            settle(future, result)
 
     def _check_each(self, group: Group) -> None:
         for data, future in group:  # one at a time: an unexpected failure is its own submission's alone
             try:
-                _settle(future, self._check_here(data))
+                settle(future, self._check_here(data))
             except BaseException as exc:
-                _settle(future, None, exc)
+                settle(future, None, exc)
 
     def _pool_fault(self, error: BaseException) -> None:
         if not self._pool_failed:  # said once: every later group would say it again
@@ -170,4 +173,4 @@ class CheckGroups:
             except queue.Empty:
                 return
             if item is not None:
-                _settle(item[1], None, StorageError(STOPPING))
+                settle(item[1], None, StorageError(STOPPING))

@@ -15,7 +15,7 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future, InvalidStateError
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,7 +25,7 @@ from actas.core.merkle import leaf_hash
 from actas.core.receipt import ReceiptBatch, sign_batch, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
 from actas.log.validate import Checked, check_chunk, check_entries, check_one
-from actas.service.check_groups import CheckGroups
+from actas.service.check_groups import CheckGroups, settle
 from actas.storage.base import Stored, Submission, SubmissionStore
 
 log = logging.getLogger("actas.ingest")
@@ -131,14 +131,7 @@ class Ingest:
         done: Future[Outcome] = Future()
 
         def finish(outcome: Outcome | None, error: BaseException | None = None) -> None:
-            try:
-                if error is not None:
-                    done.set_exception(error)
-                else:
-                    assert outcome is not None
-                    done.set_result(outcome)
-            except InvalidStateError:  # the caller gave up (cancelled): nobody is waiting for this any more
-                pass
+            settle(done, outcome, error)
 
         def stored(future: Future[list[Outcome]]) -> None:
             error = future.exception()
