@@ -29,7 +29,13 @@ def _limit(value: str, what: str) -> tuple[float, float]:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8080, show_default=True, help="Port to listen on.")
 @click.option("-p", "--processes", type=click.IntRange(1, 64), default=1, show_default=True, help="Service processes.")
-@click.option("-j", "--workers", type=click.IntRange(0, 256), default=0, help="Processes checking submissions.")
+@click.option(
+    "-j",
+    "--workers",
+    type=click.IntRange(0, 256),
+    default=0,
+    help="Processes checking single POSTs, and as many checking batches.",
+)
 @click.option(
     "--rate-per-address",
     default="0",

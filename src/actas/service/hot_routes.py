@@ -38,9 +38,11 @@ async def submit_one(runtime: Runtime, media: str, body: bytes) -> Answer:
         elif media not in ("application/json", ""):
             raise MalformedError(f"content-type {media!r}: send application/json or text/plain (QR payload)")
         admit = _device_limit(runtime) if runtime.config.device_limit.rate > 0 else None
-        # Checked in a worker process (or, without workers, on a thread beside the event loop), then handed to
-        # the committer from there: the event loop waits once.
-        outcome = await asyncio.wrap_future(runtime.ingest.check_and_store(body, runtime.check_threads, admit))
+        if runtime.check_link is not None:  # checked in a worker process, then handed to the committer
+            checked = await runtime.check_link.check(body)
+            outcome = await asyncio.wrap_future(runtime.ingest.admit_and_store(checked, admit, runtime.check_threads))
+        else:  # checked on a thread beside the event loop, then handed to the committer from there
+            outcome = await asyncio.wrap_future(runtime.ingest.check_and_store(body, runtime.check_threads, admit))
         if isinstance(outcome, ActasError):
             raise outcome
     except ActasError as exc:

@@ -1,7 +1,7 @@
 """Ingest: check a submission, store it durably, answer with the authority's receipt.
 
-Stateless checks (canonical form, device signature, arithmetic rules) run on the caller's thread, or in worker
-processes for a batch. Enrollment is checked against the log's enrollments. Storing goes through one committer
+Stateless checks (canonical form, device signature, arithmetic rules) run in worker processes (a batch's here,
+a single POST's in check_link.py) or, without workers, on the caller's threads. Enrollment is checked against the log's enrollments. Storing goes through one committer
 thread that gathers whatever submissions are waiting into one durable transaction (group commit), so concurrent
 requests share a disk flush and one receipt signature: the group's leaves form a receipt batch, signed once and
 stored with them, and each submitter gets its leaf's receipt only after that commit returns (docs/formats.md §11).
@@ -15,9 +15,9 @@ import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, Future, InvalidStateError
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeVar
 
 from actas.core.election import Election
 from actas.core.keys import Signer
@@ -25,7 +25,6 @@ from actas.core.merkle import leaf_hash
 from actas.core.receipt import ReceiptBatch, sign_batch, sign_receipt
 from actas.errors import ActasError, ConflictError, EnrollmentError, MalformedError, StorageError
 from actas.log.validate import Checked, check_chunk, check_entries, check_one
-from actas.service.check_groups import CheckGroups, settle
 from actas.storage.base import Stored, Submission, SubmissionStore
 
 log = logging.getLogger("actas.ingest")
@@ -60,6 +59,25 @@ class Accepted:
 
 
 Outcome = Accepted | ActasError
+T = TypeVar("T")
+
+
+def settle(future: Future[T], result: T | None, error: BaseException | None = None) -> None:
+    """Give future its result (or error), unless its caller already gave up on it (cancelled)."""
+    try:
+        if error is not None:
+            future.set_exception(error)
+        else:
+            assert result is not None
+            future.set_result(result)
+    except InvalidStateError:  # nobody is waiting for this any more
+        pass
+
+
+def _abandoned(task: Future[None], done: Future[Outcome]) -> None:
+    """A task cancelled before it ran (the threads shut down): its caller hears that the service stops."""
+    if task.cancelled():
+        settle(done, None, StorageError("the service is stopping; send it again"))
 
 
 @dataclass
@@ -79,7 +97,6 @@ class Ingest:
         clock: Callable[[], float],
         pool: Executor | None = None,
         on_stored: Callable[[Sequence[Submission]], None] | None = None,
-        groups: CheckGroups | None = None,
         workers: int = 1,
     ) -> None:
         self._store = store
@@ -90,7 +107,6 @@ class Ingest:
         self._on_stored = on_stored
         self._workers = max(workers, 1)  # the pool's size
         self._pool_failed = False  # said once in the log
-        self._groups = groups  # single submissions' checks, when worker processes make them (closed by the owner)
         self._enrolled: dict[str, set[str]] = {}
         self._enrolled_lock = threading.Lock()
         self._batches: OrderedDict[int, ReceiptBatch] = OrderedDict()  # the committer thread's recent batches
@@ -122,74 +138,76 @@ class Ingest:
     def check_and_store(
         self, data: bytes, threads: Executor, admit: Callable[[Checked], None] | None = None
     ) -> Future[Outcome]:
-        """check() (in a worker process with worker groups, else on one of threads), admit() (which may raise),
-        then store(): one future for the whole way.
+        """check() on one of threads, then admit_and_store(): one future for the whole way.
 
         The caller waits once; the checked submission goes straight to the committer, without a turn of the
         caller's event loop in between.
         """
         done: Future[Outcome] = Future()
 
-        def finish(outcome: Outcome | None, error: BaseException | None = None) -> None:
-            settle(done, outcome, error)
-
-        def stored(future: Future[list[Outcome]]) -> None:
-            error = future.exception()
-            if error is not None:
-                finish(None, error)
-            else:
-                finish(future.result()[0])
-
-        def proceed(checked: Checked) -> None:
-            try:
-                if checked.entry is None:  # rejected: nothing to store
-                    assert checked.error is not None
-                    finish(checked.error)
-                    return
-                if admit is not None:
-                    admit(checked)
-            except ActasError as exc:
-                finish(exc)
-                return
-            except BaseException as exc:  # never leave the caller waiting
-                finish(None, exc)
-                return
-            self.store([checked]).add_done_callback(stored)
-
-        if self._groups is not None:  # checked in a worker process; settled, enrolled and stored on a thread
-
-            def checked_in_worker(future: Future[Checked]) -> None:
-                error = future.exception()
-                if error is not None:
-                    finish(None, error)
-                    return
-                try:
-                    checked = self._enrollment(future.result())
-                except BaseException as exc:  # never leave the caller waiting
-                    finish(None, exc)
-                    return
-                proceed(checked)
-
-            self._groups.check(data).add_done_callback(checked_in_worker)
-            return done
-
         def run() -> None:
             try:
                 checked = self.check(data)
             except ActasError as exc:
-                finish(exc)
+                settle(done, exc)
                 return
             except BaseException as exc:  # never leave the caller waiting
-                finish(None, exc)
+                settle(done, None, exc)
                 return
-            proceed(checked)
+            self._admit_and_store(checked, admit, done)
 
-        def abandoned(task: Future[None]) -> None:  # cancelled before it ran (the threads shut down)
-            if task.cancelled():
-                finish(None, StorageError("the service is stopping; send it again"))
-
-        threads.submit(run).add_done_callback(abandoned)
+        threads.submit(run).add_done_callback(lambda task: _abandoned(task, done))
         return done
+
+    def admit_and_store(
+        self, checked: Checked, admit: Callable[[Checked], None] | None = None, threads: Executor | None = None
+    ) -> Future[Outcome]:
+        """Enrollment, admit() (which may raise) and store() for one submission a worker has checked.
+
+        With threads, admit() runs on one of them: the device limit reads the store, which the event loop must
+        not wait for.
+        """
+        done: Future[Outcome] = Future()
+
+        def run() -> None:
+            try:
+                enrolled = self._enrollment(checked)
+            except BaseException as exc:  # never leave the caller waiting
+                settle(done, None, exc)
+                return
+            self._admit_and_store(enrolled, admit, done)
+
+        if admit is None or threads is None:
+            run()
+        else:
+            threads.submit(run).add_done_callback(lambda task: _abandoned(task, done))
+        return done
+
+    def _admit_and_store(
+        self, checked: Checked, admit: Callable[[Checked], None] | None, done: Future[Outcome]
+    ) -> None:
+        try:
+            if checked.entry is None:  # rejected: nothing to store
+                assert checked.error is not None
+                settle(done, checked.error)
+                return
+            if admit is not None:
+                admit(checked)
+        except ActasError as exc:
+            settle(done, exc)
+            return
+        except BaseException as exc:  # never leave the caller waiting
+            settle(done, None, exc)
+            return
+
+        def stored(future: Future[list[Outcome]]) -> None:
+            error = future.exception()
+            if error is not None:
+                settle(done, None, error)
+            else:
+                settle(done, future.result()[0])
+
+        self.store([checked]).add_done_callback(stored)
 
     def check_many(self, items: Sequence[bytes]) -> list[Checked]:
         """check() for many, in worker processes when a pool is configured and the batch is large."""
@@ -208,8 +226,8 @@ class Ingest:
     def _in_workers(self, pool: Executor, items: Sequence[bytes]) -> list[Checked]:
         checked: list[Checked] = []
         window: deque[Future[list[Checked]]] = deque()
-        # A few chunks per worker at a time, not the whole batch at once: the workers stay busy, and single
-        # POSTs' groups (check_groups.py) wait behind a few chunks, not behind a collection centre's whole upload.
+        # A few chunks per worker at a time, not the whole batch at once: the workers stay busy, and a second
+        # upload's chunks wait behind a few of the first's, not behind a collection centre's whole upload.
         for start in range(0, len(items), CHUNK):
             if len(window) >= CHUNKS_PER_WORKER * self._workers:
                 checked.extend(window.popleft().result())

@@ -18,7 +18,7 @@ from actas.errors import StorageError
 from actas.log.proofs import TileCache
 from actas.log.validate import Checked, check_chunk, check_entries, check_one, init_worker
 from actas.log.writer import LogWriter
-from actas.service.check_groups import CheckGroups
+from actas.service.check_link import CheckLink
 from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
 from actas.service.ratelimit import Limit, RateLimiter
@@ -96,11 +96,17 @@ class Runtime:
         if config.sequence:
             self.sequencer = Sequencer(self.open_store, self._open_writer, self._lock(), self.live.poke, config.fault)
         stored = self.sequencer.hand_over if self.sequencer is not None else None
-        # With worker processes single POSTs are checked there too (check_groups.py); these threads then settle
-        # their results and check whatever the workers cannot.
-        self.check_groups = (
-            CheckGroups(self._pool, config.workers, self._check_here, self.check_threads)
-            if self._pool is not None
+        # With workers, single POSTs are checked in processes of their own that the event loop talks to directly
+        # (check_link.py); these threads then check only what those workers cannot.
+        self.check_link = (
+            CheckLink(
+                config.workers,
+                self.election.to_canonical(),
+                str(self.authority.verifier),
+                self._check_here,
+                self.check_threads,
+            )
+            if config.workers > 0
             else None
         )
         self.ingest = Ingest(
@@ -110,7 +116,6 @@ class Runtime:
             clock,
             self._pool,
             stored,
-            self.check_groups,
             config.workers,
         )
 
@@ -178,6 +183,8 @@ class Runtime:
             # a second, which would otherwise fall on the first collection centre's upload.
             for _ in range(self.config.workers):
                 self._pool.submit(check_chunk, [])
+        if self.check_link is not None:
+            self.check_link.start()
         self.live.start()
         if self.sequencer is not None:
             self.sequencer.start()
@@ -187,8 +194,8 @@ class Runtime:
         if self.sequencer is not None:
             self.sequencer.stop()
         # Checks first: a check still running hands its acta to the committer, which must still be there.
-        if self.check_groups is not None:
-            self.check_groups.close()
+        if self.check_link is not None:
+            self.check_link.close()
         self.check_threads.shutdown(cancel_futures=True)
         self.ingest.close()
         self.live.stop()

@@ -1,9 +1,9 @@
-"""Single submissions checked in worker processes in groups: own verdicts, bounded groups, nobody left waiting."""
+"""Single submissions checked in workers the event loop talks to: own verdicts, bounded groups, none left waiting."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-import multiprocessing
 import os
 import signal
 import threading
@@ -20,8 +20,8 @@ from actas.core import canonical
 from actas.core.b64 import b64decode
 from actas.core.election import Election
 from actas.errors import StorageError
-from actas.log.validate import Checked, check_entries, check_one, init_worker
-from actas.service.check_groups import GROUP_MAX, CheckGroups
+from actas.log.validate import Checked, check_entries, check_one
+from actas.service.check_link import GROUP_BYTES, GROUP_MAX, CheckLink
 from actas.service.ingest import Accepted, Ingest
 from actas.service.ratelimit import Limit
 from actas.storage.memory import MemoryLogStore
@@ -85,31 +85,6 @@ class GatedPool(Executor):
         return self._threads.submit(run)
 
 
-class RefusingPool(Executor):
-    """A pool that is broken or shut down."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        raise RuntimeError("A process in the process pool was terminated abruptly")
-
-
-class FailingPool(Executor):
-    """A pool whose task fails in the worker."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.set_exception(RuntimeError("worker crashed"))
-        return future
-
-
-class CancellingPool(Executor):
-    """A pool shut down with its queued work cancelled."""
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.cancel()
-        return future
-
-
 @pytest.fixture
 def definition(election: Data) -> Election:
     return Election.from_json((election.root / "election.json").read_bytes())
@@ -129,146 +104,181 @@ def threads() -> Iterator[ThreadPoolExecutor]:
     pool.shutdown()
 
 
+class RecordingLink(CheckLink):
+    """A CheckLink that records the size of every group it sends."""
+
+    def __init__(self, *args: Any) -> None:
+        super().__init__(*args)
+        self.groups: list[int] = []
+
+    def _send(self, worker: Any) -> None:
+        before = len(self._waiting)
+        super()._send(worker)
+        self.groups.append(before - len(self._waiting))
+
+
 @pytest.fixture
-def workers(election: Data, definition: Election) -> Iterator[ProcessPoolExecutor]:
-    """Two real verification workers, started as the service starts them."""
-    pool = ProcessPoolExecutor(
-        2,
-        mp_context=multiprocessing.get_context("forkserver"),
-        initializer=init_worker,
-        initargs=(definition.to_canonical(), str(authority_of(election.root))),
-    )
-    yield pool
-    pool.shutdown(cancel_futures=True)
+def link_of(
+    election: Data, definition: Election, check_here: Callable[[bytes], Checked], threads: ThreadPoolExecutor
+) -> Iterator[Callable[[int], RecordingLink]]:
+    """Started links with real worker processes; each is closed after the test."""
+    links: list[RecordingLink] = []
+
+    def make(workers: int) -> RecordingLink:
+        link = RecordingLink(workers, definition.to_canonical(), str(authority_of(election.root)), check_here, threads)
+        link.start()
+        links.append(link)
+        return link
+
+    yield make
+    for link in links:
+        link.close()
+
+
+def run_on_loop(work: Callable[[], Any], timeout: float = 60) -> Any:
+    """Run a coroutine function on a new event loop (the service's, in a test)."""
+    return asyncio.run(asyncio.wait_for(work(), timeout))
 
 
 def test_each_submission_gets_its_own_verdict_from_the_workers(
-    election: Data,
-    workers: ProcessPoolExecutor,
-    check_here: Callable[[bytes], Checked],
-    threads: ThreadPoolExecutor,
+    election: Data, link_of: Callable[[int], RecordingLink], check_here: Callable[[bytes], Checked]
 ) -> None:
-    """Good and forged actas sent at once from several threads: each future holds what check_one says of it,
-    settled on the service's threads, not on the pool's own."""
-    groups = CheckGroups(workers, 2, check_here, threads)
+    """Good and forged actas, all at once: each future holds what check_one says of it, checked in the workers."""
+    link = link_of(2)
     items = [flip_signature(a) if n % 3 == 0 else a for n, a in enumerate(election.actas)]
-    futures: dict[int, Future[Checked]] = {}
-    settled_on: list[str] = []
 
-    def send(start: int) -> None:
-        for n in range(start, len(items), 4):
-            futures[n] = groups.check(items[n])
-            futures[n].add_done_callback(lambda _: settled_on.append(threading.current_thread().name))
+    async def work() -> list[Checked]:
+        return list(await asyncio.gather(*(link.check(data) for data in items)))
 
-    senders = [threading.Thread(target=send, args=(start,)) for start in range(4)]
-    for sender in senders:
-        sender.start()
-    for sender in senders:
-        sender.join()
-    try:
-        for n, data in enumerate(items):
-            assert verdict(futures[n].result(timeout=30)) == verdict(check_here(data))
-        assert sum(futures[n].result().error is not None for n in futures) == len(range(0, len(items), 3))
-    finally:
-        groups.close()
-    eventually(lambda: len(settled_on) == len(items))
-    assert all(name.startswith("settling") for name in settled_on), set(settled_on)
+    results = run_on_loop(work)
+    assert [verdict(r) for r in results] == [verdict(check_here(data)) for data in items]
+    assert sum(r.error is not None for r in results) == len(range(0, len(items), 3))
+    assert sum(link.groups) == len(items)  # every one went to a worker
 
 
-def test_groups_grow_while_every_worker_is_busy(
-    election: Data, definition: Election, check_here: Callable[[bytes], Checked], threads: ThreadPoolExecutor
-) -> None:
+def test_groups_grow_while_every_worker_is_busy(election: Data, link_of: Callable[[int], RecordingLink]) -> None:
     """At most one group per worker in flight; what arrives meanwhile waits and goes in the next, ≤ GROUP_MAX."""
-    pool = GatedPool(definition, election)
-    groups = CheckGroups(pool, 2, check_here, threads)
+    link = link_of(2)
     items = (election.actas * 4)[:150]
-    futures = [groups.check(items[0])]
-    eventually(lambda: pool.groups == [1])
-    futures.append(groups.check(items[1]))
-    eventually(lambda: pool.groups == [1, 1])
-    futures += [groups.check(data) for data in items[2:]]  # both workers busy: these wait
-    time.sleep(0.1)
-    assert pool.groups == [1, 1]
-    pool.gate.set()
-    try:
-        results = [f.result(timeout=30) for f in futures]
-    finally:
-        groups.close()
+
+    async def work() -> list[Checked]:
+        futures = [link.check(data) for data in items]  # before any answer can come back
+        assert link.groups == [1, 1]
+        return list(await asyncio.gather(*futures))
+
+    results = run_on_loop(work)
     assert [r.entry.data if r.entry else None for r in results] == items
-    assert pool.groups == [1, 1, GROUP_MAX, GROUP_MAX, len(items) - 2 - 2 * GROUP_MAX]
-    assert pool.most_running == 2
+    assert link.groups == [1, 1, GROUP_MAX, GROUP_MAX, len(items) - 2 - 2 * GROUP_MAX]
+
+
+def test_a_group_stays_small_enough_to_send_without_blocking(
+    election: Data, link_of: Callable[[int], RecordingLink]
+) -> None:
+    link = link_of(1)
+    big = [a + b" " * (GROUP_BYTES // 4) for a in election.actas[:12]]  # not canonical: rejected, still checked
+
+    async def work() -> list[Checked]:
+        return list(await asyncio.gather(*(link.check(data) for data in big)))
+
+    results = run_on_loop(work)
+    assert all(r.error is not None for r in results)
+    assert link.groups[0] == 1
+    assert max(link.groups[1:]) <= 4
 
 
 def test_closing_refuses_what_was_not_sent_and_waits_for_what_was(
-    election: Data, definition: Election, check_here: Callable[[bytes], Checked], threads: ThreadPoolExecutor
+    election: Data, link_of: Callable[[int], RecordingLink]
 ) -> None:
-    pool = GatedPool(definition, election)
-    groups = CheckGroups(pool, 1, check_here, threads)
-    sent = groups.check(election.actas[0])
-    eventually(lambda: pool.groups == [1])
-    waiting = [groups.check(data) for data in election.actas[1:20]]  # the only worker is busy
-    closing = threading.Thread(target=groups.close)
-    closing.start()
-    eventually(lambda: groups._closed)
-    with pytest.raises(StorageError, match="stopping"):
-        groups.check(election.actas[0]).result(timeout=1)
-    pool.gate.set()
-    closing.join(timeout=30)
-    assert not closing.is_alive()
-    assert sent.result(timeout=10).entry is not None
-    for future in waiting:
+    link = link_of(1)
+
+    async def work() -> tuple[Checked, list[BaseException | Checked]]:
+        sent = link.check(election.actas[0])
+        waiting = [link.check(data) for data in election.actas[1:20]]  # the only worker is busy
+        loop = asyncio.get_running_loop()
+        pipes = [w.conn.fileno() for w in link._workers]
+        closing = loop.run_in_executor(None, link.close)
+        checked = await sent
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
+        await closing
+        assert not any(loop.remove_reader(fd) for fd in pipes)  # the loop no longer watches the closed pipes
         with pytest.raises(StorageError, match="stopping"):
-            future.result(timeout=10)
-    assert pool.groups == [1]
+            await link.check(election.actas[0])
+        return checked, outcomes
+
+    checked, outcomes = run_on_loop(work)
+    assert checked.entry is not None
+    assert all(isinstance(o, StorageError) and "stopping" in str(o) for o in outcomes)
+    assert link.groups == [1]
+    assert not any(w.process.is_alive() for w in link._workers)  # the workers ended with the link
 
 
-@pytest.mark.parametrize("pool", [RefusingPool(), FailingPool()], ids=["refused", "failed"])
-def test_what_the_workers_cannot_check_is_checked_here(
+def test_a_worker_that_dies_costs_speed_not_answers(
     election: Data,
-    pool: Executor,
+    link_of: Callable[[int], RecordingLink],
     check_here: Callable[[bytes], Checked],
-    threads: ThreadPoolExecutor,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A broken pool costs speed, never an answer: the same verdicts, made in this process; said once in the log."""
-    groups = CheckGroups(pool, 1, check_here, threads)
+    """SIGKILL of both workers: their groups and every later submission are checked here, with the same verdicts;
+    the log says so once."""
+    link = link_of(2)
     items = [flip_signature(a) if n % 2 else a for n, a in enumerate(election.actas[:12])]
-    try:
-        futures = [groups.check(data) for data in items]
-        for future, data in zip(futures, items, strict=True):
-            assert verdict(future.result(timeout=10)) == verdict(check_here(data))
-        again = groups.check(items[0])  # the slot was given back: the next group is checked too
-        assert again.result(timeout=10).entry is not None
-    finally:
-        groups.close()
-    assert len([r for r in caplog.records if "check workers failed" in r.message]) == 1
+
+    async def work() -> list[Checked]:
+        assert (await link.check(items[0])).entry is not None
+        for worker in link._workers:
+            assert worker.process.pid is not None
+            os.kill(worker.process.pid, signal.SIGKILL)
+            worker.process.join(10)
+        first = await asyncio.gather(*(link.check(data) for data in items))  # sent to the dead worker, or not
+        later = await asyncio.gather(*(link.check(data) for data in items))  # no worker left: checked here
+        return list(first) + list(later)
+
+    results = run_on_loop(work)
+    assert [verdict(r) for r in results] == [verdict(check_here(d)) for d in items * 2]
+    assert not any(w.alive for w in link._workers)
+    assert len([r for r in caplog.records if "check worker failed" in r.message]) == 1
 
 
-def test_a_pool_shut_down_with_the_group_in_it_fails_its_callers(
-    election: Data, check_here: Callable[[bytes], Checked], threads: ThreadPoolExecutor
+def test_without_workers_or_threads_a_check_says_the_service_stops(
+    election: Data, link_of: Callable[[int], RecordingLink], threads: ThreadPoolExecutor
 ) -> None:
-    groups = CheckGroups(CancellingPool(), 1, check_here, threads)
-    try:
-        for future in [groups.check(data) for data in election.actas[:5]]:
+    link = link_of(1)
+
+    async def work() -> None:
+        assert (await link.check(election.actas[0])).entry is not None
+        worker = link._workers[0].process
+        assert worker.pid is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        worker.join(10)
+        threads.shutdown()
+        for _ in range(2):  # found dead on the way, then known dead
             with pytest.raises(StorageError, match="stopping"):
-                future.result(timeout=10)
-    finally:
-        groups.close()
+                await link.check(election.actas[1])
+
+    run_on_loop(work)
 
 
-def test_results_that_come_back_after_the_threads_stopped_are_answered(
-    election: Data, definition: Election, check_here: Callable[[bytes], Checked]
+def test_before_start_and_on_another_loop_submissions_are_checked_here(
+    election: Data,
+    definition: Election,
+    check_here: Callable[[bytes], Checked],
+    threads: ThreadPoolExecutor,
 ) -> None:
-    pool = GatedPool(definition, election)
-    stopped = ThreadPoolExecutor(1)
-    groups = CheckGroups(pool, 1, check_here, stopped)
-    future = groups.check(election.actas[0])
-    eventually(lambda: pool.groups == [1])
-    stopped.shutdown()
-    pool.gate.set()
-    with pytest.raises(StorageError, match="stopping"):
-        future.result(timeout=10)
-    groups.close()
+    link = RecordingLink(1, definition.to_canonical(), str(authority_of(election.root)), check_here, threads)
+
+    async def work() -> Checked:
+        return await link.check(election.actas[0])
+
+    try:
+        assert run_on_loop(work).entry is not None  # not started: no worker
+        link.start()
+        assert run_on_loop(work).entry is not None  # binds to this loop
+        assert link.groups == [1]
+        assert run_on_loop(work).entry is not None  # a different loop: checked here, never read by the first
+        assert link.groups == [1]
+    finally:
+        link.close()
+    assert not any(w.process.is_alive() for w in link._workers)
 
 
 # -- the service with -j workers ----------------------------------------------------------------------------------
@@ -300,12 +310,18 @@ def test_every_answer_to_a_single_post_is_the_same_when_checked_in_workers(
 
 
 def test_posts_are_answered_after_a_worker_dies(serve: Callable[..., LiveServer], election: Data) -> None:
-    """SIGKILL of a check worker breaks the pool; single POSTs and batches are then checked in the service process."""
+    """SIGKILL of every single-POST worker and of a batch worker (which breaks the pool): both are then checked in
+    the service process."""
     server = serve(workers=2)
     assert post(server, election.actas[0]).status_code == 201
     pool = server.runtime._pool
+    link = server.runtime.check_link
     assert isinstance(pool, ProcessPoolExecutor)
+    assert link is not None
     os.kill(next(iter(pool._processes)), signal.SIGKILL)
+    for worker in link._workers:
+        assert worker.process.pid is not None
+        os.kill(worker.process.pid, signal.SIGKILL)
     for data in election.actas[1:4]:
         response = post(server, data)
         assert response.status_code == 201, response.text
@@ -321,7 +337,7 @@ def test_posts_are_answered_after_a_worker_dies(serve: Callable[..., LiveServer]
 def test_a_batch_keeps_a_few_chunks_in_the_workers_at_once(
     election: Data, definition: Election, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """So single POSTs wait behind a few chunks, not a whole upload; the results still come back in order."""
+    """So a second upload waits behind a few chunks, not a whole upload; the results still come back in order."""
     monkeypatch.setattr(ingest_module, "CHUNK", 3)
     pool = GatedPool(definition, election)
     ingest = Ingest(MemoryLogStore(), definition, signer_of(election.root), time.time, pool, workers=2)
