@@ -82,7 +82,8 @@ def run(mesas: int, out: Path, setups: list[tuple[int, int]]) -> None:
     for processes, workers in setups:
         data = out / f"data-{processes}x{workers}"
         shutil.copytree(out / "pristine", data)
-        print(f"actas serve -p {processes} -j {workers}: {processes} service process(es), {workers} verifier(s) each")
+        setup = f"{processes} service process(es), each with {workers} single-POST and {workers} batch checker(s)"
+        print(f"actas serve -p {processes} -j {workers}: {setup}")
         _report(processes, workers, _measure(data, actas, election, processes, workers))
 
 

@@ -4,30 +4,32 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
+import multiprocessing
 import os
+import pickle
 import signal
-import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Executor, Future, ProcessPoolExecutor, ThreadPoolExecutor
+from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from itertools import cycle, islice
+from multiprocessing.connection import Connection
 from typing import Any
 
 import pytest
 
-import actas.service.ingest as ingest_module
+import actas.service.check_link as check_link
 from actas.core import canonical
 from actas.core.b64 import b64decode
 from actas.core.election import Election
 from actas.errors import StorageError
-from actas.log.validate import Checked, check_entries, check_one
+from actas.log.validate import Checked, check_one
 from actas.service.check_link import GROUP_BYTES, GROUP_MAX, CheckLink
-from actas.service.ingest import Accepted, Ingest
+from actas.service.frames import frame
 from actas.service.ratelimit import Limit
-from actas.storage.memory import MemoryLogStore
 from tests.service.conftest import Election as Data
 from tests.service.conftest import LiveServer
-from tests.service.station import authority_of, flip_signature, signer_of
+from tests.service.station import authority_of, flip_signature
 from tests.service.test_errors import (
     acta_of,
     assert_problem,
@@ -48,43 +50,6 @@ def verdict(checked: Checked) -> tuple[object, ...]:
     return (checked.entry, type(error), str(error) if error else None, checked.warnings, checked.signer)
 
 
-def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
-    """Wait until condition() holds."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.005)
-
-
-class GatedPool(Executor):
-    """Checks chunks on threads of this process once the gate opens; records each chunk and how many ran at once."""
-
-    def __init__(self, election: Election, data: Data) -> None:
-        self.election = election
-        self.authority = authority_of(data.root)
-        self.gate = threading.Event()
-        self.groups: list[int] = []
-        self.running = 0
-        self.most_running = 0
-        self._lock = threading.Lock()
-        self._threads = ThreadPoolExecutor(8)
-
-    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
-        chunk: Sequence[bytes] = args[0]
-        with self._lock:
-            self.groups.append(len(chunk))
-            self.running += 1
-            self.most_running = max(self.most_running, self.running)
-
-        def run() -> list[Checked]:
-            self.gate.wait(10)
-            with self._lock:
-                self.running -= 1
-            return check_entries(chunk, self.election, self.authority)
-
-        return self._threads.submit(run)
-
-
 @pytest.fixture
 def definition(election: Data) -> Election:
     return Election.from_json((election.root / "election.json").read_bytes())
@@ -98,14 +63,14 @@ def check_here(election: Data, definition: Election) -> Callable[[bytes], Checke
 
 @pytest.fixture
 def threads() -> Iterator[ThreadPoolExecutor]:
-    """The threads that settle results (the service's check threads)."""
-    pool = ThreadPoolExecutor(2, thread_name_prefix="settling")
+    """The service's check threads: the fallback."""
+    pool = ThreadPoolExecutor(2, thread_name_prefix="fallback")
     yield pool
     pool.shutdown()
 
 
 class RecordingLink(CheckLink):
-    """A CheckLink that records the size of every group it sends."""
+    """A CheckLink that records the size of every group it sends and where each fallback check ran."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
@@ -118,15 +83,14 @@ class RecordingLink(CheckLink):
 
 
 @pytest.fixture
-def link_of(
+def new_link(
     election: Data, definition: Election, check_here: Callable[[bytes], Checked], threads: ThreadPoolExecutor
 ) -> Iterator[Callable[[int], RecordingLink]]:
-    """Started links with real worker processes; each is closed after the test."""
+    """Links (not started); each is closed after the test."""
     links: list[RecordingLink] = []
 
     def make(workers: int) -> RecordingLink:
         link = RecordingLink(workers, definition.to_canonical(), str(authority_of(election.root)), check_here, threads)
-        link.start()
         links.append(link)
         return link
 
@@ -135,9 +99,45 @@ def link_of(
         link.close()
 
 
-def run_on_loop(work: Callable[[], Any], timeout: float = 60) -> Any:
+@pytest.fixture
+def link_of(new_link: Callable[[int], RecordingLink]) -> Callable[[int], RecordingLink]:
+    """Started links with real worker processes."""
+
+    def make(workers: int) -> RecordingLink:
+        link = new_link(workers)
+        link.start()
+        return link
+
+    return make
+
+
+def run_on_loop(work: Callable[[], Awaitable[Any]], timeout: float = 60) -> Any:
     """Run a coroutine function on a new event loop (the service's, in a test)."""
-    return asyncio.run(asyncio.wait_for(work(), timeout))
+
+    async def bounded() -> Any:
+        return await asyncio.wait_for(work(), timeout)
+
+    return asyncio.run(bounded())
+
+
+async def warm(link: CheckLink, data: bytes) -> None:
+    """One check through every worker: each has loaded the election."""
+    results = await asyncio.gather(*(link.check(data) for _ in link._workers))
+    assert all(r.entry is not None for r in results)
+
+
+def pid_of(link: CheckLink, n: int = 0) -> int:
+    pid = link._workers[n].process.pid
+    assert pid is not None
+    return pid
+
+
+async def until(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Wait on the loop until condition() holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.005)
 
 
 def test_each_submission_gets_its_own_verdict_from_the_workers(
@@ -171,9 +171,7 @@ def test_groups_grow_while_every_worker_is_busy(election: Data, link_of: Callabl
     assert link.groups == [1, 1, GROUP_MAX, GROUP_MAX, len(items) - 2 - 2 * GROUP_MAX]
 
 
-def test_a_group_stays_small_enough_to_send_without_blocking(
-    election: Data, link_of: Callable[[int], RecordingLink]
-) -> None:
+def test_groups_are_bounded_in_bytes_too(election: Data, link_of: Callable[[int], RecordingLink]) -> None:
     link = link_of(1)
     big = [a + b" " * (GROUP_BYTES // 4) for a in election.actas[:12]]  # not canonical: rejected, still checked
 
@@ -183,7 +181,34 @@ def test_a_group_stays_small_enough_to_send_without_blocking(
     results = run_on_loop(work)
     assert all(r.error is not None for r in results)
     assert link.groups[0] == 1
-    assert max(link.groups[1:]) <= 4
+    assert max(link.groups[1:]) == 3  # a fourth would pass GROUP_BYTES
+
+
+def test_a_group_larger_than_the_pipe_is_sent_without_blocking_the_loop(
+    election: Data, link_of: Callable[[int], RecordingLink]
+) -> None:
+    """One submission of several megabytes: the loop keeps answering its timers while the pipe drains."""
+    link = link_of(1)
+    huge = election.actas[0] + b" " * (8 << 20)
+
+    async def work() -> tuple[Checked, int]:
+        await warm(link, election.actas[0])
+        os.kill(pid_of(link), signal.SIGSTOP)  # the worker reads nothing: the pipe fills
+        try:
+            checking = link.check(huge)
+            ticks = 0
+            for _ in range(20):  # timers still fire: the write did not block the loop
+                started = time.monotonic()
+                await asyncio.sleep(0.01)
+                ticks += time.monotonic() - started < 0.5
+            assert link._workers[0].unsent  # part of the frame still waits for room in the pipe
+        finally:
+            os.kill(pid_of(link), signal.SIGCONT)
+        return await checking, ticks
+
+    checked, ticks = run_on_loop(work)
+    assert checked.error is not None  # not canonical
+    assert ticks == 20
 
 
 def test_closing_refuses_what_was_not_sent_and_waits_for_what_was(
@@ -192,13 +217,17 @@ def test_closing_refuses_what_was_not_sent_and_waits_for_what_was(
     link = link_of(1)
 
     async def work() -> tuple[Checked, list[BaseException | Checked]]:
+        loop = asyncio.get_running_loop()
+        await warm(link, election.actas[0])
+        os.kill(pid_of(link), signal.SIGSTOP)  # the group stays in the worker until it goes on
         sent = link.check(election.actas[0])
         waiting = [link.check(data) for data in election.actas[1:20]]  # the only worker is busy
-        loop = asyncio.get_running_loop()
-        pipes = [w.conn.fileno() for w in link._workers]
+        pipes = [w.fd for w in link._workers]
         closing = loop.run_in_executor(None, link.close)
+        outcomes = await asyncio.gather(*waiting, return_exceptions=True)  # refused while the group is out
+        assert not sent.done()
+        os.kill(pid_of(link), signal.SIGCONT)
         checked = await sent
-        outcomes = await asyncio.gather(*waiting, return_exceptions=True)
         await closing
         assert not any(loop.remove_reader(fd) for fd in pipes)  # the loop no longer watches the closed pipes
         with pytest.raises(StorageError, match="stopping"):
@@ -208,47 +237,122 @@ def test_closing_refuses_what_was_not_sent_and_waits_for_what_was(
     checked, outcomes = run_on_loop(work)
     assert checked.entry is not None
     assert all(isinstance(o, StorageError) and "stopping" in str(o) for o in outcomes)
-    assert link.groups == [1]
+    assert link.groups == [1, 1]
     assert not any(w.process.is_alive() for w in link._workers)  # the workers ended with the link
+    link.close()  # twice: nothing more to do
 
 
-def test_a_worker_that_dies_costs_speed_not_answers(
+def test_a_worker_that_dies_with_a_group_is_replaced_and_its_group_checked_here(
     election: Data,
     link_of: Callable[[int], RecordingLink],
     check_here: Callable[[bytes], Checked],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """SIGKILL of both workers: their groups and every later submission are checked here, with the same verdicts;
-    the log says so once."""
+    """SIGKILL of a worker holding a group: the group is checked here with the same verdicts, and a new worker
+    takes its place; the log says so once however many die."""
     link = link_of(2)
     items = [flip_signature(a) if n % 2 else a for n, a in enumerate(election.actas[:12])]
 
-    async def work() -> list[Checked]:
-        assert (await link.check(items[0])).entry is not None
-        for worker in link._workers:
-            assert worker.process.pid is not None
-            os.kill(worker.process.pid, signal.SIGKILL)
-            worker.process.join(10)
-        first = await asyncio.gather(*(link.check(data) for data in items))  # sent to the dead worker, or not
-        later = await asyncio.gather(*(link.check(data) for data in items))  # no worker left: checked here
-        return list(first) + list(later)
+    async def work() -> tuple[list[Checked], list[Checked]]:
+        await warm(link, items[0])
+        dead = [w.process for w in link._workers]
+        for n in range(2):
+            os.kill(pid_of(link, n), signal.SIGSTOP)  # holds its group, so it dies with one
+        held = [link.check(data) for data in items]
+        for n in range(2):
+            os.kill(pid_of(link, n), signal.SIGKILL)
+        first = list(await asyncio.gather(*held))
+        assert all(w.process not in dead and w.alive for w in link._workers)  # replaced
+        later = list(await asyncio.gather(*(link.check(data) for data in items)))
+        return first, later
 
-    results = run_on_loop(work)
-    assert [verdict(r) for r in results] == [verdict(check_here(d)) for d in items * 2]
-    assert not any(w.alive for w in link._workers)
+    first, later = run_on_loop(work)
+    assert [verdict(r) for r in first] == [verdict(check_here(d)) for d in items]
+    assert [verdict(r) for r in later] == [verdict(check_here(d)) for d in items]
+    assert link.groups[2:4] == [1, 1]  # the two held groups, both lost…
+    assert sum(link.groups[4:]) == 2 * len(items) - 2  # … then everything went to the new workers
     assert len([r for r in caplog.records if "check worker failed" in r.message]) == 1
 
 
-def test_without_workers_or_threads_a_check_says_the_service_stops(
-    election: Data, link_of: Callable[[int], RecordingLink], threads: ThreadPoolExecutor
+def test_past_its_replacements_a_link_checks_everything_here(
+    election: Data,
+    link_of: Callable[[int], RecordingLink],
+    check_here: Callable[[bytes], Checked],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(check_link, "RESTARTS_PER_WORKER", 1)
+    link = link_of(1)
+    items = election.actas[:6]
+
+    async def work() -> list[Checked]:
+        for _ in range(2):  # the worker, then its one replacement
+            await warm(link, items[0])
+            worker = link._workers[0]
+            os.kill(pid_of(link), signal.SIGKILL)
+            await until(functools.partial(lambda w: not w.alive, worker))  # its pipe ended
+        assert not any(w.alive for w in link._workers)
+        sent = len(link.groups)
+        results = list(await asyncio.gather(*(link.check(data) for data in items)))
+        assert len(link.groups) == sent  # nothing more went to a worker
+        return results
+
+    assert [verdict(r) for r in run_on_loop(work)] == [verdict(check_here(d)) for d in items]
+
+
+def test_a_stuck_worker_is_ended_after_the_deadline(
+    election: Data,
+    link_of: Callable[[int], RecordingLink],
+    check_here: Callable[[bytes], Checked],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check_link, "GROUP_DEADLINE", 0.5)
+    link = link_of(1)
+
+    async def work() -> tuple[Checked, float]:
+        await warm(link, election.actas[0])
+        stuck = link._workers[0].process
+        os.kill(pid_of(link), signal.SIGSTOP)
+        started = time.monotonic()
+        checked = await link.check(flip_signature(election.actas[1]))
+        stuck.join(5)
+        assert stuck.exitcode == -signal.SIGKILL
+        return checked, time.monotonic() - started
+
+    checked, waited = run_on_loop(work)
+    assert verdict(checked) == verdict(check_here(flip_signature(election.actas[1])))
+    assert 0.4 < waited < 5
+
+
+def test_ctrl_c_does_not_end_the_workers(election: Data, link_of: Callable[[int], RecordingLink]) -> None:
+    """SIGINT reaches a terminal's whole process group; the service ends its workers itself."""
+    link = link_of(1)
+
+    async def work() -> Checked:
+        await warm(link, election.actas[0])
+        os.kill(pid_of(link), signal.SIGINT)
+        await asyncio.sleep(0.2)
+        return await link.check(election.actas[1])
+
+    worker = link._workers[0]
+    assert run_on_loop(work).entry is not None
+    assert link._workers == [worker]  # the same worker, never replaced
+    assert worker.alive
+    assert worker.process.is_alive()
+
+
+def test_without_workers_or_threads_a_check_says_the_service_stops(
+    election: Data,
+    link_of: Callable[[int], RecordingLink],
+    threads: ThreadPoolExecutor,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check_link, "RESTARTS_PER_WORKER", 0)
     link = link_of(1)
 
     async def work() -> None:
-        assert (await link.check(election.actas[0])).entry is not None
+        await warm(link, election.actas[0])
         worker = link._workers[0].process
-        assert worker.pid is not None
-        os.kill(worker.pid, signal.SIGKILL)
+        os.kill(pid_of(link), signal.SIGKILL)
         worker.join(10)
         threads.shutdown()
         for _ in range(2):  # found dead on the way, then known dead
@@ -259,26 +363,126 @@ def test_without_workers_or_threads_a_check_says_the_service_stops(
 
 
 def test_before_start_and_on_another_loop_submissions_are_checked_here(
-    election: Data,
-    definition: Election,
-    check_here: Callable[[bytes], Checked],
-    threads: ThreadPoolExecutor,
+    election: Data, new_link: Callable[[int], RecordingLink]
 ) -> None:
-    link = RecordingLink(1, definition.to_canonical(), str(authority_of(election.root)), check_here, threads)
+    link = new_link(1)
 
     async def work() -> Checked:
         return await link.check(election.actas[0])
 
-    try:
-        assert run_on_loop(work).entry is not None  # not started: no worker
-        link.start()
-        assert run_on_loop(work).entry is not None  # binds to this loop
-        assert link.groups == [1]
-        assert run_on_loop(work).entry is not None  # a different loop: checked here, never read by the first
-        assert link.groups == [1]
-    finally:
-        link.close()
-    assert not any(w.process.is_alive() for w in link._workers)
+    assert run_on_loop(work).entry is not None  # not started: no worker
+    link.start()
+    assert run_on_loop(work).entry is not None  # binds to this loop
+    assert link.groups == [1]
+    assert run_on_loop(work).entry is not None  # a different loop: checked here, never read by the first
+    assert link.groups == [1]
+
+
+# -- a worker that answers wrongly: the link's side of the pipe, with the test at the other end ---------------------
+
+
+class FakeProcess:
+    """Stands in for a worker process: the test writes its answers."""
+
+    pid = 0
+    exitcode = None
+
+    def __init__(self) -> None:
+        self.killed = False
+
+    def kill(self) -> None:
+        self.killed = True
+
+    def join(self, timeout: float | None = None) -> None:
+        pass
+
+    def is_alive(self) -> bool:
+        return not self.killed
+
+
+def faked(link: CheckLink) -> tuple[Connection, FakeProcess]:
+    """Give a link (not started) one worker whose other end the test holds."""
+    ours, theirs = multiprocessing.Pipe()
+    os.set_blocking(ours.fileno(), False)
+    process = FakeProcess()
+    link._workers = [check_link._Worker(ours, process)]  # type: ignore[arg-type]
+    link._started = True
+    return theirs, process
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [b"not a pickle", pickle.dumps(["not a verdict"]), pickle.dumps([]), pickle.dumps({"a": 1})],
+    ids=["garbage", "not verdicts", "too few", "not a list"],
+)
+def test_an_answer_that_is_not_the_groups_verdicts_ends_the_worker(
+    election: Data,
+    new_link: Callable[[int], RecordingLink],
+    check_here: Callable[[bytes], Checked],
+    answer: bytes,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(check_link, "RESTARTS_PER_WORKER", 0)
+    monkeypatch.setattr(check_link, "GROUP_DEADLINE", 600.0)  # ended for its answer, not for being late
+    link = new_link(1)
+    peer, process = faked(link)
+
+    async def work() -> Checked:
+        checking = link.check(election.actas[0])
+        loop = asyncio.get_running_loop()
+        assert pickle.loads(await loop.run_in_executor(None, peer.recv_bytes)) == [election.actas[0]]
+        peer.send_bytes(answer)
+        return await checking
+
+    assert verdict(run_on_loop(work, timeout=10)) == verdict(check_here(election.actas[0]))
+    assert process.killed
+
+
+def test_a_half_sent_answer_does_not_block_the_loop(
+    election: Data, new_link: Callable[[int], RecordingLink], check_here: Callable[[bytes], Checked]
+) -> None:
+    """The worker sends the answer's header, then pauses: the loop goes on; the rest completes the answer."""
+    link = new_link(1)
+    peer, process = faked(link)
+    answer = frame(pickle.dumps([check_here(election.actas[0])]))
+
+    async def work() -> Checked:
+        checking = link.check(election.actas[0])
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, peer.recv_bytes)
+        for part in (answer[:3], answer[3:40]):  # a part of the header, then the rest of it and some payload
+            os.write(peer.fileno(), part)
+            started = time.monotonic()
+            await asyncio.sleep(0.05)
+            assert time.monotonic() - started < 0.5  # the loop went on
+            assert not checking.done()
+        os.write(peer.fileno(), answer[40:])
+        return await checking
+
+    assert verdict(run_on_loop(work)) == verdict(check_here(election.actas[0]))
+    assert not process.killed
+
+
+def test_a_group_the_worker_could_not_check_is_checked_here(
+    election: Data, new_link: Callable[[int], RecordingLink], check_here: Callable[[bytes], Checked]
+) -> None:
+    """A worker whose check failed says so (None): the group is checked here, and the worker keeps its place."""
+    link = new_link(1)
+    peer, process = faked(link)
+
+    async def work() -> list[Checked]:
+        loop = asyncio.get_running_loop()
+        first = link.check(election.actas[0])
+        await loop.run_in_executor(None, peer.recv_bytes)
+        peer.send_bytes(pickle.dumps(None))
+        second = link.check(election.actas[1])
+        await loop.run_in_executor(None, peer.recv_bytes)  # sent to the same worker
+        peer.send_bytes(pickle.dumps([check_here(election.actas[1])]))
+        return [await first, await second]
+
+    results = run_on_loop(work)
+    assert [verdict(r) for r in results] == [verdict(check_here(d)) for d in election.actas[:2]]
+    assert not process.killed
 
 
 # -- the service with -j workers ----------------------------------------------------------------------------------
@@ -332,50 +536,3 @@ def test_posts_are_answered_after_a_worker_dies(serve: Callable[..., LiveServer]
     assert len(result["results"]) == len(lines)
     assert result["rejected"] == 0
     assert result["accepted"] == len(set(lines))
-
-
-def test_a_batch_keeps_a_few_chunks_in_the_workers_at_once(
-    election: Data, definition: Election, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """So a second upload waits behind a few chunks, not a whole upload; the results still come back in order."""
-    monkeypatch.setattr(ingest_module, "CHUNK", 3)
-    pool = GatedPool(definition, election)
-    ingest = Ingest(MemoryLogStore(), definition, signer_of(election.root), time.time, pool, workers=2)
-    items = [flip_signature(a) if n % 5 == 0 else a for n, a in enumerate(election.actas)]
-    checked: list[Checked] = []
-    checking = threading.Thread(target=lambda: checked.extend(ingest.check_many(items)))
-    try:
-        checking.start()
-        eventually(lambda: len(pool.groups) == 2 * ingest_module.CHUNKS_PER_WORKER)
-        time.sleep(0.1)
-        assert len(pool.groups) == 2 * ingest_module.CHUNKS_PER_WORKER  # the rest waits for the first to come back
-        pool.gate.set()
-        checking.join(timeout=30)
-    finally:
-        pool.gate.set()
-        ingest.close()
-    expected = [ingest._enrollment(check_one(data, definition, pool.authority)) for data in items]
-    assert [verdict(c) for c in checked] == [verdict(c) for c in expected]
-    assert len(pool.groups) == -(-len(items) // 3)
-
-
-def test_a_store_racing_close_is_answered(election: Data, definition: Election) -> None:
-    """A job is never queued after the committer's stop marker: it is committed, or refused at once."""
-    ingest = Ingest(MemoryLogStore(), definition, signer_of(election.root), time.time)
-    put = ingest._queue.put
-
-    def slow_put(item: Any, block: bool = True, timeout: float | None = None) -> None:
-        if item is not None:  # the job, not the stop marker: widens the window between checking closed and putting
-            time.sleep(0.2)
-        put(item, block, timeout)
-
-    ingest._queue.put = slow_put  # type: ignore[method-assign]
-    checked = check_one(election.actas[0], definition, authority_of(election.root))
-    stored: list[Future[list[Any]]] = []
-    storing = threading.Thread(target=lambda: stored.append(ingest.store([checked])))
-    storing.start()
-    time.sleep(0.05)  # the store is inside its put
-    ingest.close()
-    storing.join()
-    outcome = stored[0].result(timeout=10)[0]
-    assert isinstance(outcome, Accepted)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -14,11 +16,12 @@ from actas.core.election import Election
 from actas.core.keys import Signer
 from actas.core.receipt import parse_receipt
 from actas.errors import StorageError
-from actas.log.validate import Checked
+from actas.log.validate import Checked, check_entries, check_one
 from actas.service.ingest import Accepted, Ingest
 from actas.storage.base import NewEntry
 from actas.storage.memory import MemoryLogStore
 from tests.service.conftest import Election as Data
+from tests.service.station import authority_of, flip_signature, signer_of
 
 AUTHORITY = Signer.from_seed("results.example.org/ingest", b"\x07" * 32)
 
@@ -110,3 +113,98 @@ def test_storing_after_close_fails_at_once(election: Data) -> None:
     closed.close()
     with pytest.raises(StorageError, match="stopping"):
         closed.store([item(1)]).result(timeout=1)
+
+
+def verdict(checked: Checked) -> tuple[object, ...]:
+    """What a check decided, comparable across processes (errors by type and text)."""
+    error = checked.error
+    return (checked.entry, type(error), str(error) if error else None, checked.warnings, checked.signer)
+
+
+def eventually(condition: Callable[[], bool], timeout: float = 10) -> None:
+    """Wait until condition() holds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.005)
+
+
+class GatedPool(Executor):
+    """Checks chunks on threads of this process once the gate opens; records each chunk and how many ran at once."""
+
+    def __init__(self, election: Election, data: Data) -> None:
+        self.election = election
+        self.authority = authority_of(data.root)
+        self.gate = threading.Event()
+        self.groups: list[int] = []
+        self.running = 0
+        self.most_running = 0
+        self._lock = threading.Lock()
+        self._threads = ThreadPoolExecutor(8)
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        chunk: Sequence[bytes] = args[0]
+        with self._lock:
+            self.groups.append(len(chunk))
+            self.running += 1
+            self.most_running = max(self.most_running, self.running)
+
+        def run() -> list[Checked]:
+            self.gate.wait(10)
+            with self._lock:
+                self.running -= 1
+            return check_entries(chunk, self.election, self.authority)
+
+        return self._threads.submit(run)
+
+
+@pytest.fixture
+def definition(election: Data) -> Election:
+    return Election.from_json((election.root / "election.json").read_bytes())
+
+
+def test_a_batch_keeps_a_few_chunks_in_the_workers_at_once(
+    election: Data, definition: Election, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So a second upload waits behind a few chunks, not a whole upload; the results still come back in order."""
+    monkeypatch.setattr(ingest_module, "CHUNK", 3)
+    pool = GatedPool(definition, election)
+    ingest = Ingest(MemoryLogStore(), definition, signer_of(election.root), time.time, pool, workers=2)
+    items = [flip_signature(a) if n % 5 == 0 else a for n, a in enumerate(election.actas)]
+    checked: list[Checked] = []
+    checking = threading.Thread(target=lambda: checked.extend(ingest.check_many(items)))
+    try:
+        checking.start()
+        eventually(lambda: len(pool.groups) == 2 * ingest_module.CHUNKS_PER_WORKER)
+        time.sleep(0.1)
+        assert len(pool.groups) == 2 * ingest_module.CHUNKS_PER_WORKER  # the rest waits for the first to come back
+        pool.gate.set()
+        checking.join(timeout=30)
+    finally:
+        pool.gate.set()
+        ingest.close()
+    expected = [ingest._enrollment(check_one(data, definition, pool.authority)) for data in items]
+    assert [verdict(c) for c in checked] == [verdict(c) for c in expected]
+    assert len(pool.groups) == -(-len(items) // 3)
+
+
+def test_a_store_racing_close_is_answered(election: Data, definition: Election) -> None:
+    """A job is never queued after the committer's stop marker: it is committed, or refused at once."""
+    ingest = Ingest(MemoryLogStore(), definition, signer_of(election.root), time.time)
+    put = ingest._queue.put
+
+    def slow_put(item: Any, block: bool = True, timeout: float | None = None) -> None:
+        if item is not None:  # the job, not the stop marker: widens the window between checking closed and putting
+            time.sleep(0.2)
+        put(item, block, timeout)
+
+    ingest._queue.put = slow_put  # type: ignore[method-assign]
+    checked = check_one(election.actas[0], definition, authority_of(election.root))
+    stored: list[Future[list[Any]]] = []
+    storing = threading.Thread(target=lambda: stored.append(ingest.store([checked])))
+    storing.start()
+    time.sleep(0.05)  # the store is inside its put
+    ingest.close()
+    storing.join()
+    outcome = stored[0].result(timeout=10)[0]
+    assert isinstance(outcome, Accepted)

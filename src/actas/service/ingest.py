@@ -75,10 +75,15 @@ def settle(future: Future[T], result: T | None, error: BaseException | None = No
         pass
 
 
-def _abandoned(task: Future[None], done: Future[Outcome]) -> None:
-    """A task cancelled before it ran (the threads shut down): its caller hears that the service stops."""
-    if task.cancelled():
-        settle(done, None, StorageError("the service is stopping; send it again"))
+def _on_threads(threads: Executor, run: Callable[[], None], done: Future[Outcome]) -> None:
+    """Run on one of threads; if they are shut down, or shut down before it ran, done's caller hears we stop."""
+    stopping = StorageError("the service is stopping; send it again")
+    try:
+        task = threads.submit(run)
+    except RuntimeError:
+        settle(done, None, stopping)
+        return
+    task.add_done_callback(lambda task: settle(done, None, stopping) if task.cancelled() else None)
 
 
 @dataclass
@@ -157,7 +162,7 @@ class Ingest:
                 return
             self._admit_and_store(checked, admit, done)
 
-        threads.submit(run).add_done_callback(lambda task: _abandoned(task, done))
+        _on_threads(threads, run, done)
         return done
 
     def admit_and_store(
@@ -181,7 +186,7 @@ class Ingest:
         if admit is None or threads is None:
             run()
         else:
-            threads.submit(run).add_done_callback(lambda task: _abandoned(task, done))
+            _on_threads(threads, run, done)
         return done
 
     def _admit_and_store(

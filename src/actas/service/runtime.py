@@ -45,7 +45,7 @@ class ServiceConfig:
     db: str | None = None  # postgresql://…; None: the data directory's SQLite database
     db_schema: str = "public"  # PostgreSQL schema: one per log when a database holds several
     sequence: bool = True  # take part in sequencing (with PostgreSQL, whoever holds the lock does)
-    workers: int = 0  # processes checking submissions (batches, single POSTs); 0: check in the service process
+    workers: int = 0  # processes checking single POSTs, and as many checking batches; 0: check in this process
     address_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     device_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     witnesses: tuple[Verifier, ...] = ()
@@ -71,6 +71,7 @@ class Runtime:
         self.verifier = self.authority.verifier
         self.witnesses = {w.name: w for w in config.witnesses}
         self._prepare_store()
+        definition = self.election.to_canonical() if config.workers > 0 else b""  # what every worker loads
         self._pool = (
             ProcessPoolExecutor(
                 config.workers,
@@ -79,7 +80,7 @@ class Runtime:
                 mp_context=multiprocessing.get_context("forkserver"),
                 initializer=init_worker,
                 # The workers end with this process, even if it is killed (init_worker).
-                initargs=(self.election.to_canonical(), str(self.authority.verifier), os.getpid()),
+                initargs=(definition, str(self.authority.verifier), os.getpid()),
             )
             if config.workers > 0
             else None
@@ -101,7 +102,7 @@ class Runtime:
         self.check_link = (
             CheckLink(
                 config.workers,
-                self.election.to_canonical(),
+                definition,
                 str(self.authority.verifier),
                 self._check_here,
                 self.check_threads,
@@ -193,7 +194,8 @@ class Runtime:
         """Stop threads and worker processes, close stores."""
         if self.sequencer is not None:
             self.sequencer.stop()
-        # Checks first: a check still running hands its acta to the committer, which must still be there.
+        # Checks first: no new group goes to a worker, and those in one are answered. (The server has answered or
+        # dropped its requests by now, so a verdict that arrives meanwhile finds the committer gone: "stopping".)
         if self.check_link is not None:
             self.check_link.close()
         self.check_threads.shutdown(cancel_futures=True)
