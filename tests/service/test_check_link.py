@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import faulthandler
 import functools
 import multiprocessing
 import os
 import pickle
 import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from itertools import cycle, islice
 from multiprocessing.connection import Connection
@@ -50,6 +52,14 @@ def verdict(checked: Checked) -> tuple[object, ...]:
     return (checked.entry, type(error), str(error) if error else None, checked.warnings, checked.signer)
 
 
+@pytest.fixture(autouse=True)
+def no_hang() -> Iterator[None]:
+    """A test whose event loop is blocked cannot time itself out: end the run, with every thread's stack."""
+    faulthandler.dump_traceback_later(120, exit=True)
+    yield
+    faulthandler.cancel_dump_traceback_later()
+
+
 @pytest.fixture
 def definition(election: Data) -> Election:
     return Election.from_json((election.root / "election.json").read_bytes())
@@ -70,16 +80,28 @@ def threads() -> Iterator[ThreadPoolExecutor]:
 
 
 class RecordingLink(CheckLink):
-    """A CheckLink that records the size of every group it sends and where each fallback check ran."""
+    """A CheckLink that records the size of every group it sends, how many submissions it checked itself (the
+    fallback) and every worker process it started."""
 
     def __init__(self, *args: Any) -> None:
         super().__init__(*args)
         self.groups: list[int] = []
+        self.here = 0
+        self.started: list[Any] = []
 
     def _send(self, worker: Any) -> None:
         before = len(self._waiting)
         super()._send(worker)
         self.groups.append(before - len(self._waiting))
+
+    def _check_each(self, loop: asyncio.AbstractEventLoop, group: Sequence[Any]) -> None:
+        self.here += sum(not future.done() for _, future in group)
+        super()._check_each(loop, group)
+
+    def _spawn(self) -> Any:
+        worker = super()._spawn()
+        self.started.append(worker.process)
+        return worker
 
 
 @pytest.fixture
@@ -154,6 +176,7 @@ def test_each_submission_gets_its_own_verdict_from_the_workers(
     assert [verdict(r) for r in results] == [verdict(check_here(data)) for data in items]
     assert sum(r.error is not None for r in results) == len(range(0, len(items), 3))
     assert sum(link.groups) == len(items)  # every one went to a worker
+    assert link.here == 0
 
 
 def test_groups_grow_while_every_worker_is_busy(election: Data, link_of: Callable[[int], RecordingLink]) -> None:
@@ -169,6 +192,7 @@ def test_groups_grow_while_every_worker_is_busy(election: Data, link_of: Callabl
     results = run_on_loop(work)
     assert [r.entry.data if r.entry else None for r in results] == items
     assert link.groups == [1, 1, GROUP_MAX, GROUP_MAX, len(items) - 2 - 2 * GROUP_MAX]
+    assert link.here == 0
 
 
 def test_groups_are_bounded_in_bytes_too(election: Data, link_of: Callable[[int], RecordingLink]) -> None:
@@ -262,15 +286,20 @@ def test_a_worker_that_dies_with_a_group_is_replaced_and_its_group_checked_here(
         for n in range(2):
             os.kill(pid_of(link, n), signal.SIGKILL)
         first = list(await asyncio.gather(*held))
-        assert all(w.process not in dead and w.alive for w in link._workers)  # replaced
+        assert link.here >= 2  # the two held groups, both lost, were checked here
+        await until(lambda: all(w.process not in dead and w.alive for w in link._workers))  # replaced
+        here, sent = link.here, len(link.groups)
+        started = time.monotonic()
         later = list(await asyncio.gather(*(link.check(data) for data in items)))
+        assert time.monotonic() - started < 5
+        assert link.here == here  # all of them checked by the new workers
+        assert sum(link.groups[sent:]) == len(items)
         return first, later
 
     first, later = run_on_loop(work)
     assert [verdict(r) for r in first] == [verdict(check_here(d)) for d in items]
     assert [verdict(r) for r in later] == [verdict(check_here(d)) for d in items]
-    assert link.groups[2:4] == [1, 1]  # the two held groups, both lost…
-    assert sum(link.groups[4:]) == 2 * len(items) - 2  # … then everything went to the new workers
+    assert link.groups[2:4] == [1, 1]  # the held groups
     assert len([r for r in caplog.records if "check worker failed" in r.message]) == 1
 
 
@@ -285,12 +314,17 @@ def test_past_its_replacements_a_link_checks_everything_here(
     items = election.actas[:6]
 
     async def work() -> list[Checked]:
-        for _ in range(2):  # the worker, then its one replacement
-            await warm(link, items[0])
-            worker = link._workers[0]
-            os.kill(pid_of(link), signal.SIGKILL)
-            await until(functools.partial(lambda w: not w.alive, worker))  # its pipe ended
-        assert not any(w.alive for w in link._workers)
+        await warm(link, items[0])  # the link reads its workers' pipes on this loop from now on
+        first = link._workers[0]
+        os.kill(pid_of(link), signal.SIGKILL)
+        await until(lambda: link._workers[0] is not first and link._workers[0].alive)  # replaced
+        await warm(link, items[0])
+        second = link._workers[0]
+        os.kill(pid_of(link), signal.SIGKILL)
+        await until(functools.partial(lambda w: not w.alive, second))  # its pipe ended
+        await asyncio.sleep(0.5)
+        assert link._workers == [second]  # not replaced again
+        assert len(link.started) == 2
         sent = len(link.groups)
         results = list(await asyncio.gather(*(link.check(data) for data in items)))
         assert len(link.groups) == sent  # nothing more went to a worker
@@ -410,6 +444,21 @@ def faked(link: CheckLink) -> tuple[Connection, FakeProcess]:
     return theirs, process
 
 
+@pytest.fixture
+def fake() -> Iterator[Callable[[CheckLink], tuple[Connection, FakeProcess]]]:
+    """faked(), with the test's end closed afterwards."""
+    peers: list[Connection] = []
+
+    def make(link: CheckLink) -> tuple[Connection, FakeProcess]:
+        peer, process = faked(link)
+        peers.append(peer)
+        return peer, process
+
+    yield make
+    for peer in peers:
+        peer.close()
+
+
 @pytest.mark.parametrize(
     "answer",
     [b"not a pickle", pickle.dumps(["not a verdict"]), pickle.dumps([]), pickle.dumps({"a": 1})],
@@ -418,6 +467,7 @@ def faked(link: CheckLink) -> tuple[Connection, FakeProcess]:
 def test_an_answer_that_is_not_the_groups_verdicts_ends_the_worker(
     election: Data,
     new_link: Callable[[int], RecordingLink],
+    fake: Callable[[CheckLink], tuple[Connection, FakeProcess]],
     check_here: Callable[[bytes], Checked],
     answer: bytes,
     monkeypatch: pytest.MonkeyPatch,
@@ -425,7 +475,7 @@ def test_an_answer_that_is_not_the_groups_verdicts_ends_the_worker(
     monkeypatch.setattr(check_link, "RESTARTS_PER_WORKER", 0)
     monkeypatch.setattr(check_link, "GROUP_DEADLINE", 600.0)  # ended for its answer, not for being late
     link = new_link(1)
-    peer, process = faked(link)
+    peer, process = fake(link)
 
     async def work() -> Checked:
         checking = link.check(election.actas[0])
@@ -439,11 +489,14 @@ def test_an_answer_that_is_not_the_groups_verdicts_ends_the_worker(
 
 
 def test_a_half_sent_answer_does_not_block_the_loop(
-    election: Data, new_link: Callable[[int], RecordingLink], check_here: Callable[[bytes], Checked]
+    election: Data,
+    new_link: Callable[[int], RecordingLink],
+    check_here: Callable[[bytes], Checked],
+    fake: Callable[[CheckLink], tuple[Connection, FakeProcess]],
 ) -> None:
     """The worker sends the answer's header, then pauses: the loop goes on; the rest completes the answer."""
     link = new_link(1)
-    peer, process = faked(link)
+    peer, process = fake(link)
     answer = frame(pickle.dumps([check_here(election.actas[0])]))
 
     async def work() -> Checked:
@@ -464,11 +517,14 @@ def test_a_half_sent_answer_does_not_block_the_loop(
 
 
 def test_a_group_the_worker_could_not_check_is_checked_here(
-    election: Data, new_link: Callable[[int], RecordingLink], check_here: Callable[[bytes], Checked]
+    election: Data,
+    new_link: Callable[[int], RecordingLink],
+    check_here: Callable[[bytes], Checked],
+    fake: Callable[[CheckLink], tuple[Connection, FakeProcess]],
 ) -> None:
     """A worker whose check failed says so (None): the group is checked here, and the worker keeps its place."""
     link = new_link(1)
-    peer, process = faked(link)
+    peer, process = fake(link)
 
     async def work() -> list[Checked]:
         loop = asyncio.get_running_loop()
@@ -483,6 +539,61 @@ def test_a_group_the_worker_could_not_check_is_checked_here(
     results = run_on_loop(work)
     assert [verdict(r) for r in results] == [verdict(check_here(d)) for d in election.actas[:2]]
     assert not process.killed
+
+
+def test_a_worker_that_answers_in_time_is_never_ended_by_a_deadline(
+    election: Data, link_of: Callable[[int], RecordingLink], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each group's deadline ends with its answer: groups spread over several deadlines all reach one worker."""
+    monkeypatch.setattr(check_link, "GROUP_DEADLINE", 0.3)
+    link = link_of(1)
+
+    async def work() -> None:
+        await warm(link, election.actas[0])  # loaded within the first deadline (or replaced, and loaded then)
+        worker = link._workers[0]
+        here = link.here
+        for data in election.actas[1:6]:
+            assert (await link.check(data)).entry is not None
+            await asyncio.sleep(0.25)
+        assert link._workers == [worker]
+        assert worker.alive
+        assert link.here == here
+
+    run_on_loop(work)
+
+
+def test_closing_while_a_replacement_starts_leaves_no_worker_behind(
+    election: Data, link_of: Callable[[int], RecordingLink]
+) -> None:
+    """A worker lost, its replacement still starting when the service closes: the replacement ends at once."""
+    link = link_of(1)
+    gate = threading.Event()
+    spawn = link._spawn
+
+    def gated() -> Any:  # the replacement starts only once closing has begun
+        gate.wait(10)
+        return spawn()
+
+    link._spawn = gated  # type: ignore[method-assign]
+
+    async def work() -> float:
+        await warm(link, election.actas[0])
+        first = link._workers[0]
+        os.kill(pid_of(link), signal.SIGKILL)
+        await until(lambda: not first.alive)  # lost: its replacement waits at the gate
+        closing = asyncio.get_running_loop().run_in_executor(None, functools.partial(link.close, 5))
+        await until(lambda: link._closed)
+        gate.set()
+        started = time.monotonic()
+        await closing
+        return time.monotonic() - started
+
+    assert run_on_loop(work) < 4  # not the whole timeout: nothing waited for the replacement
+    assert len(link.started) == 2
+    assert link._workers == [link._workers[0]]
+    for process in link.started:
+        process.join(5)
+        assert not process.is_alive()
 
 
 # -- the service with -j workers ----------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ import actas.service.ingest as ingest_module
 from actas.core.election import Election
 from actas.core.keys import Signer
 from actas.core.receipt import parse_receipt
-from actas.errors import StorageError
+from actas.errors import EnrollmentError, StorageError
 from actas.log.validate import Checked, check_entries, check_one
 from actas.service.ingest import Accepted, Ingest
 from actas.storage.base import NewEntry
@@ -208,3 +208,23 @@ def test_a_store_racing_close_is_answered(election: Data, definition: Election) 
     storing.join()
     outcome = stored[0].result(timeout=10)[0]
     assert isinstance(outcome, Accepted)
+
+
+def test_threads_that_are_shut_down_answer_stopping_not_a_fault(election: Data, definition: Election) -> None:
+    """A submission that arrives as the service stops hears "stopping" (503-like, send it again), never a 500."""
+    ingest = Ingest(MemoryLogStore(), definition, signer_of(election.root), time.time)
+    stopped = ThreadPoolExecutor(1)
+    stopped.shutdown()
+    checked = check_one(election.actas[0], definition, authority_of(election.root))
+    try:
+        futures = [
+            ingest.check_and_store(election.actas[0], stopped),
+            ingest.admit_and_store(checked, lambda _: None, stopped),
+        ]
+        for future in futures:
+            with pytest.raises(StorageError, match="stopping"):
+                future.result(timeout=10)
+        # Without admit() no thread is needed: answered (this store has no enrollments) all the same.
+        assert isinstance(ingest.admit_and_store(checked).result(timeout=10), EnrollmentError)
+    finally:
+        ingest.close()

@@ -41,7 +41,8 @@ log = logging.getLogger("actas.ingest")
 GROUP_MAX = 64  # submissions per group at most: a group's answers wait for its slowest check
 GROUP_BYTES = 32 * 1024  # … and bytes (but for a group of one): groups stay small beside the pipe's buffer
 GROUP_DEADLINE = 10.0  # seconds a worker may take over a group (a few milliseconds) before it counts as stuck
-RESTARTS_PER_WORKER = 3  # replacements of failed workers, per worker, before the rest is checked here
+RESTARTS_PER_WORKER = 3  # replacements of a failed worker, per worker slot, for the service's life
+READ_SIZE = 64 * 1024  # bytes read from a pipe at a time: an answer is a few kilobytes
 VERDICTS_MAX = 256 * 1024 * 1024  # bytes of one answer from a worker at most
 STOPPING = "the service is stopping; send it again"
 Waiting = tuple[bytes, "asyncio.Future[Checked]"]
@@ -71,6 +72,7 @@ def serve_checks(conn: Connection, election_json: bytes, authority: str, service
 class _Worker:
     conn: Connection  # this end, non-blocking
     process: BaseProcess
+    restarts: int = 0  # replacements this worker's slot has had
     reader: FrameReader = field(default_factory=lambda: FrameReader(VERDICTS_MAX))
     unsent: bytearray = field(default_factory=bytearray)  # of the group's frame, what the pipe did not take yet
     group: list[Waiting] | None = None  # sent (or being sent) and not answered yet
@@ -98,7 +100,7 @@ class CheckLink:
         self._threads = threads
         self._workers: list[_Worker] = []
         self._retired: list[_Worker] = []  # failed workers, reaped on close
-        self._restarts_left = RESTARTS_PER_WORKER * self._count
+        self._spawning: list[threading.Thread] = []  # replacements being started, off the loop
         self._waiting: deque[Waiting] = deque()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()  # start, the first check's binding and close: never two at once
@@ -203,7 +205,7 @@ class CheckLink:
         if not worker.alive:
             return
         try:
-            data = os.read(worker.fd, 1 << 20)
+            data = os.read(worker.fd, READ_SIZE)
         except BlockingIOError:
             return
         except OSError as exc:
@@ -257,26 +259,55 @@ class CheckLink:
             return
         worker.alive = False
         group = self._end_group(worker)
-        self._loop.remove_reader(worker.fd)
+        self._loop.remove_reader(worker.fd)  # before the close: a new pipe may get the same descriptor number
         self._loop.remove_writer(worker.fd)
         worker.conn.close()
-        worker.process.kill()  # whatever it was doing; reaped on close
+        if worker.process.exitcode is None:  # not reaped yet: its pid is still its own
+            worker.process.kill()
         self._retired.append(worker)
         self._say("lost", f"a check worker failed ({error!r}); its submissions are checked in this process")
         self._check_each(self._loop, group)
-        if not self._closed and self._restarts_left > 0:
-            self._restarts_left -= 1
-            try:
-                replacement = self._spawn()
-            except Exception as exc:
-                log.error("cannot start a check worker: %r", exc)
-            else:
-                self._workers[self._workers.index(worker)] = replacement
-                self._loop.add_reader(replacement.fd, self._readable, replacement)
+        if not self._closed and worker.restarts < RESTARTS_PER_WORKER:
+            # Started on a thread: starting a process sends it the election, which would hold up the loop.
+            starting = threading.Thread(target=self._replace, args=(worker,), name="actas-check-start", daemon=True)
+            self._spawning.append(starting)
+            starting.start()
+        elif not any(w.alive for w in self._workers) and not any(t.is_alive() for t in self._spawning):
+            log.error("no check worker is left: single submissions are checked in this process until a restart")
         if not any(w.alive for w in self._workers):
             waiting, self._waiting = list(self._waiting), deque()
             self._check_each(self._loop, waiting)
         self._after_group()
+
+    def _replace(self, lost: _Worker) -> None:
+        """On its own thread: start a worker for a lost one's slot, and hand it to the loop (or end it, if closed)."""
+        try:
+            replacement = self._spawn()
+        except Exception as exc:
+            log.error("cannot start a check worker: %r", exc)
+            return
+        replacement.restarts = lost.restarts + 1
+        with self._lock:  # close() sets _closed under this lock: after it, nothing more is handed to the loop
+            if not self._closed and self._loop is not None:
+                try:
+                    self._loop.call_soon_threadsafe(self._install, lost, replacement)
+                    return
+                except RuntimeError:  # the loop is closed
+                    pass
+        replacement.conn.close()
+        replacement.process.kill()
+        replacement.process.join(5)
+
+    def _install(self, lost: _Worker, replacement: _Worker) -> None:
+        assert self._loop is not None
+        if self._closed:  # closing began after the hand-over: _shut did not see this one
+            replacement.conn.close()
+            replacement.process.kill()
+            self._retired.append(replacement)
+            return
+        self._workers[self._workers.index(lost)] = replacement
+        self._loop.add_reader(replacement.fd, self._readable, replacement)
+        self._feed()
 
     def _after_group(self) -> None:
         if self._closed:  # closing: what was not sent is refused, not checked for nobody
@@ -325,21 +356,30 @@ class CheckLink:
 
     def close(self, timeout: float = 30) -> None:
         """Refuse new submissions and those not yet sent, wait for the groups in the workers, end the workers."""
+        loop = self._loop
+        if loop is not None and _on_loop(loop):
+            raise RuntimeError("CheckLink.close() must not run on its own event loop")
         with self._lock:
             if self._closed:
                 return
             self._closed = True
             loop = self._loop
         deadline = time.monotonic() + timeout
-        if loop is not None and loop.is_running():
-            if _on_loop(loop):
-                raise RuntimeError("CheckLink.close() must not run on its own event loop")
+        shut = loop is None or not loop.is_running()
+        if not shut:
+            assert loop is not None
             try:
                 asyncio.run_coroutine_threadsafe(self._shut(timeout), loop).result(timeout + 5)
-            except Exception as exc:  # a worker stuck past the timeout, or the loop stopped meanwhile
+                shut = True
+            except Exception as exc:  # a worker stuck past the timeout, or the loop stopped or is blocked
                 log.warning("check workers did not finish their groups: %r", exc)
-        for worker in self._workers:  # without a running loop nothing else touches them now
-            if not worker.conn.closed:
+                shut = not loop.is_running()
+        for starting in self._spawning:  # a replacement being started ends itself, now that we are closed
+            starting.join(max(0.0, deadline - time.monotonic()))
+        for worker in self._workers:
+            # Closed here only if no loop can touch them any more; else ending the process is enough.
+            if shut and not worker.conn.closed:
+                worker.alive = False
                 worker.conn.close()
         for worker in self._workers + self._retired:
             worker.process.join(max(0.0, deadline - time.monotonic()))
