@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, Future, InvalidStateError
@@ -35,8 +34,6 @@ CHUNK = 256  # submissions per worker task
 CHUNKS_PER_WORKER = 2  # worker tasks of one batch queued or running at once, per worker
 JOB_MAX = 4096  # submissions of one request committed together at most
 BATCH_LEAVES_KEPT = 65_536  # leaves of recent receipt batches kept in memory, for resends
-LINGER = 0.002  # seconds a group waits for more requests when requests are arriving together
-LINGER_UNTIL = 64  # … unless it already holds this many submissions
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,20 +286,17 @@ class Ingest:
         return done
 
     def _commit_loop(self) -> None:
-        busy = False  # the last group gathered several requests: more are likely on the way
         while True:
             job = self._queue.get()
             if job is None:
                 return
+            # Whatever is queued now goes in this group, without waiting for more: a worker's verdicts come
+            # back a group at a time, and what arrives during a commit makes the next group.
             jobs = [job]
             count = len(job.items)
-            # Under concurrent load, wait a moment for more: each commit costs a flush, a signature and a few
-            # queries whatever its size, and that per-group work would otherwise hold the GIL from the requests.
-            linger = time.monotonic() + LINGER if busy else 0.0
             while count < COMMIT_MAX:
                 try:
-                    wait = linger - time.monotonic() if count < LINGER_UNTIL else 0.0
-                    more = self._queue.get(timeout=wait) if wait > 0 else self._queue.get_nowait()
+                    more = self._queue.get_nowait()
                 except queue.Empty:
                     break
                 if more is None:
@@ -310,7 +304,6 @@ class Ingest:
                     break
                 jobs.append(more)
                 count += len(more.items)
-            busy = len(jobs) > 1
             try:
                 self._commit(jobs)
             except Exception as exc:  # never leave a request waiting for ever, whatever went wrong
