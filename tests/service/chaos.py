@@ -290,7 +290,9 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--kills", type=int, default=12)
     parser.add_argument("--processes", type=int, default=3, help="server processes sharing PostgreSQL")
-    parser.add_argument("--workers", type=int, default=1, help="checking processes of each server process (-j)")
+    parser.add_argument(
+        "--workers", type=int, default=1, help="-j of each server process (N checking single POSTs, N batches)"
+    )
     parser.add_argument("--backend", choices=["sqlite", "postgres", "both"], default="both")
     parser.add_argument("--work", type=Path, default=Path("chaos-out"))
     args = parser.parse_args()

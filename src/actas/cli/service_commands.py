@@ -34,7 +34,7 @@ def _limit(value: str, what: str) -> tuple[float, float]:
     "--workers",
     type=click.IntRange(0, 256),
     default=0,
-    help="Processes checking single POSTs, and as many checking batches.",
+    help="Per service process: N processes checking single POSTs and N checking batches; 0: checks in the process.",
 )
 @click.option(
     "--rate-per-address",

@@ -45,7 +45,7 @@ class ServiceConfig:
     db: str | None = None  # postgresql://…; None: the data directory's SQLite database
     db_schema: str = "public"  # PostgreSQL schema: one per log when a database holds several
     sequence: bool = True  # take part in sequencing (with PostgreSQL, whoever holds the lock does)
-    workers: int = 0  # processes checking single POSTs, and as many checking batches; 0: check in this process
+    workers: int = 0  # N processes checking single POSTs and N checking batches; 0: check in this process
     address_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     device_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     witnesses: tuple[Verifier, ...] = ()
