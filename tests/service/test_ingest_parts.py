@@ -228,3 +228,37 @@ def test_threads_that_are_shut_down_answer_stopping_not_a_fault(election: Data, 
         assert isinstance(ingest.admit_and_store(checked).result(timeout=10), EnrollmentError)
     finally:
         ingest.close()
+
+
+def test_a_fault_in_a_check_or_in_admit_is_answered_never_left_waiting(election: Data, definition: Election) -> None:
+    """An unexpected error while checking or admitting one submission fails its own future; a refusal by admit()
+    (a project error, such as a rate limit) is its answer; nothing is stored for either."""
+    store = MemoryLogStore()
+    ingest = Ingest(store, definition, signer_of(election.root), time.time)
+    threads = ThreadPoolExecutor(1)
+    checked = check_one(election.actas[0], definition, authority_of(election.root))
+    assert checked.signer is not None
+    assert checked.entry is not None
+    assert checked.entry.mesa is not None
+    ingest.add_enrollment(checked.signer, [checked.entry.mesa])  # so admit() is reached
+
+    def broken(_: Checked) -> None:
+        raise RuntimeError("admit broke")
+
+    def refusing(_: Checked) -> None:
+        raise StorageError("refused")
+
+    def faulty_check(_: bytes) -> Checked:
+        raise RuntimeError("check broke")
+
+    try:
+        with pytest.raises(RuntimeError, match="admit broke"):
+            ingest.admit_and_store(checked, broken, threads).result(timeout=10)
+        assert isinstance(ingest.admit_and_store(checked, refusing).result(timeout=10), StorageError)
+        ingest.check = faulty_check  # type: ignore[method-assign,assignment]
+        with pytest.raises(RuntimeError, match="check broke"):
+            ingest.check_and_store(election.actas[0], threads).result(timeout=10)
+        assert store.pending_count() == 0
+    finally:
+        threads.shutdown()
+        ingest.close()

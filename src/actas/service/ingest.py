@@ -147,19 +147,7 @@ class Ingest:
         caller's event loop in between.
         """
         done: Future[Outcome] = Future()
-
-        def run() -> None:
-            try:
-                checked = self.check(data)
-            except ActasError as exc:
-                settle(done, exc)
-                return
-            except BaseException as exc:  # never leave the caller waiting
-                settle(done, None, exc)
-                return
-            self._admit_and_store(checked, admit, done)
-
-        _on_threads(threads, run, done)
+        _on_threads(threads, lambda: self._admit_and_store(lambda: self.check(data), admit, done), done)
         return done
 
     def admit_and_store(
@@ -173,12 +161,7 @@ class Ingest:
         done: Future[Outcome] = Future()
 
         def run() -> None:
-            try:
-                enrolled = self._enrollment(checked)
-            except BaseException as exc:  # never leave the caller waiting
-                settle(done, None, exc)
-                return
-            self._admit_and_store(enrolled, admit, done)
+            self._admit_and_store(lambda: self._enrollment(checked), admit, done)
 
         if admit is None or threads is None:
             run()
@@ -187,9 +170,11 @@ class Ingest:
         return done
 
     def _admit_and_store(
-        self, checked: Checked, admit: Callable[[Checked], None] | None, done: Future[Outcome]
+        self, checking: Callable[[], Checked], admit: Callable[[Checked], None] | None, done: Future[Outcome]
     ) -> None:
+        """checking() (the checks still to make), admit() and store(); whatever happens, done is settled."""
         try:
+            checked = checking()
             if checked.entry is None:  # rejected: nothing to store
                 assert checked.error is not None
                 settle(done, checked.error)
