@@ -434,29 +434,25 @@ class FakeProcess:
         return not self.killed
 
 
-def faked(link: CheckLink) -> tuple[Connection, FakeProcess]:
-    """Give a link (not started) one worker whose other end the test holds."""
-    ours, theirs = multiprocessing.Pipe()
+@dataclasses.dataclass
+class Faked:
+    """A link (not started) with one worker whose other end the test holds: it writes the worker's answers."""
+
+    link: RecordingLink
+    peer: Connection
+    process: FakeProcess
+
+
+@pytest.fixture
+def faked(new_link: Callable[[int], RecordingLink]) -> Iterator[Faked]:
+    link = new_link(1)
+    ours, peer = multiprocessing.Pipe()
     os.set_blocking(ours.fileno(), False)
     process = FakeProcess()
     link._workers = [check_link._Worker(ours, process)]  # type: ignore[arg-type]
     link._started = True
-    return theirs, process
-
-
-@pytest.fixture
-def fake() -> Iterator[Callable[[CheckLink], tuple[Connection, FakeProcess]]]:
-    """faked(), with the test's end closed afterwards."""
-    peers: list[Connection] = []
-
-    def make(link: CheckLink) -> tuple[Connection, FakeProcess]:
-        peer, process = faked(link)
-        peers.append(peer)
-        return peer, process
-
-    yield make
-    for peer in peers:
-        peer.close()
+    yield Faked(link, peer, process)
+    peer.close()
 
 
 @pytest.mark.parametrize(
@@ -466,16 +462,14 @@ def fake() -> Iterator[Callable[[CheckLink], tuple[Connection, FakeProcess]]]:
 )
 def test_an_answer_that_is_not_the_groups_verdicts_ends_the_worker(
     election: Data,
-    new_link: Callable[[int], RecordingLink],
-    fake: Callable[[CheckLink], tuple[Connection, FakeProcess]],
+    faked: Faked,
     check_here: Callable[[bytes], Checked],
     answer: bytes,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(check_link, "RESTARTS_PER_WORKER", 0)
     monkeypatch.setattr(check_link, "GROUP_DEADLINE", 600.0)  # ended for its answer, not for being late
-    link = new_link(1)
-    peer, process = fake(link)
+    link, peer, process = faked.link, faked.peer, faked.process
 
     async def work() -> Checked:
         checking = link.check(election.actas[0])
@@ -490,13 +484,11 @@ def test_an_answer_that_is_not_the_groups_verdicts_ends_the_worker(
 
 def test_a_half_sent_answer_does_not_block_the_loop(
     election: Data,
-    new_link: Callable[[int], RecordingLink],
+    faked: Faked,
     check_here: Callable[[bytes], Checked],
-    fake: Callable[[CheckLink], tuple[Connection, FakeProcess]],
 ) -> None:
     """The worker sends the answer's header, then pauses: the loop goes on; the rest completes the answer."""
-    link = new_link(1)
-    peer, process = fake(link)
+    link, peer, process = faked.link, faked.peer, faked.process
     answer = frame(pickle.dumps([check_here(election.actas[0])]))
 
     async def work() -> Checked:
@@ -518,13 +510,11 @@ def test_a_half_sent_answer_does_not_block_the_loop(
 
 def test_a_group_the_worker_could_not_check_is_checked_here(
     election: Data,
-    new_link: Callable[[int], RecordingLink],
+    faked: Faked,
     check_here: Callable[[bytes], Checked],
-    fake: Callable[[CheckLink], tuple[Connection, FakeProcess]],
 ) -> None:
     """A worker whose check failed says so (None): the group is checked here, and the worker keeps its place."""
-    link = new_link(1)
-    peer, process = fake(link)
+    link, peer, process = faked.link, faked.peer, faked.process
 
     async def work() -> list[Checked]:
         loop = asyncio.get_running_loop()

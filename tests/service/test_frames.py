@@ -54,3 +54,17 @@ def test_the_long_form_of_the_header_is_read() -> None:
 def test_a_frame_past_the_limit_or_of_negative_size_is_refused(header: bytes) -> None:
     with pytest.raises(ValueError, match="frame of"):
         FrameReader(100).feed(header)
+
+
+@given(st.binary(max_size=2000), st.integers(min_value=1, max_value=64))
+def test_any_bytes_give_whole_frames_or_a_specific_refusal(data: bytes, step: int) -> None:
+    """Fuzz: whatever arrives, the reader hands out only frames within its limit, or refuses with ValueError."""
+    reader = FrameReader(100)
+    refusal = ""
+    try:
+        for start in range(0, len(data), step):
+            for payload in reader.feed(data[start : start + step]):
+                assert len(payload) <= 100
+    except ValueError as exc:
+        refusal = str(exc)
+    assert refusal == "" or refusal.startswith("frame of")
