@@ -47,15 +47,22 @@ class Omitted:
     key: Path  # the authority's verifier key file
 
 
-@pytest.fixture
-def omitted(election: Election, tmp_path: Path) -> Iterator[Omitted]:
+@dataclass(frozen=True)
+class DropLeaf:
+    """The test fault: the sequencer never logs this leaf (a class of this module, so it pickles into a process)."""
+
+    leaf: bytes
+
+    def __call__(self, pending: Sequence[Pending]) -> Sequence[Pending]:
+        return [p for p in pending if p.submission.entry.entry_hash != self.leaf]
+
+
+# -j 0 sequences on a thread of the service process, -j 1 in a sequencer process: the fault reaches either.
+@pytest.fixture(params=[0, 1], ids=["sequencer-thread", "sequencer-process"])
+def omitted(election: Election, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Omitted]:
     """Transmit all 40 actas to a service that drops one of them."""
     dropped = leaf_hash(election.actas[DROPPED])
-
-    def drop(pending: Sequence[Pending]) -> Sequence[Pending]:
-        return [p for p in pending if p.submission.entry.entry_hash != dropped]
-
-    server = LiveServer(ServiceConfig(data_dir=election.root, fault=drop))
+    server = LiveServer(ServiceConfig(data_dir=election.root, fault=DropLeaf(dropped), workers=request.param))
     try:
         outbox = Outbox(tmp_path / "outbox")
         for acta in election.actas:

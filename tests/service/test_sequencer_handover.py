@@ -84,7 +84,7 @@ def runtime(election: Election) -> Iterator[Runtime]:
 @pytest.fixture
 def sequencer(runtime: Runtime) -> Sequencer:
     """The runtime's sequencer, not leading until a test says so."""
-    assert runtime.sequencer is not None
+    assert isinstance(runtime.sequencer, Sequencer)
     return runtime.sequencer
 
 

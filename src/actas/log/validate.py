@@ -119,14 +119,14 @@ def init_worker(election_json: bytes, authority: str, service: int | None = None
     _ELECTION = Election.from_json(election_json)
     _AUTHORITY = Verifier.parse(authority)
     if service is not None:
-        _exit_with(service)
+        exit_with(service)
     # The definition lives as long as the worker: keep its many objects out of every full collection.
     gc.collect()
     gc.freeze()
 
 
-def _exit_with(pid: int) -> None:
-    """End this worker process as soon as process ``pid`` is gone, even if it was killed with SIGKILL.
+def exit_with(pid: int) -> None:
+    """End this helper process as soon as process ``pid`` is gone, even if it was killed with SIGKILL.
 
     A pool worker holds both ends of its task queue's pipe, so it never sees the service die: without this, every
     crash would leave its workers (and the fork server, which lives as long as they do) behind for good.

@@ -22,11 +22,11 @@ from actas.service.check_link import CheckLink
 from actas.service.ingest import Ingest
 from actas.service.live import LiveLog
 from actas.service.ratelimit import Limit, RateLimiter
-from actas.service.sequencer import Fault, Lock, Sequencer
+from actas.service.sequencer import Fault, Sequencer
+from actas.service.sequencer_process import SequencerProcess
+from actas.service.stores import LogPlace
 from actas.storage.base import SubmissionStore
-from actas.storage.filelock import FileLock
 from actas.storage.layout import DataDir
-from actas.storage.postgres import PostgresLogStore, SequencerLock
 from actas.storage.sqlite import SqliteLogStore
 
 log = logging.getLogger("actas.service")
@@ -45,7 +45,7 @@ class ServiceConfig:
     db: str | None = None  # postgresql://…; None: the data directory's SQLite database
     db_schema: str = "public"  # PostgreSQL schema: one per log when a database holds several
     sequence: bool = True  # take part in sequencing (with PostgreSQL, whoever holds the lock does)
-    workers: int = 0  # N processes checking single POSTs and N checking batches; 0: check in this process
+    workers: int = 0  # N processes checking single POSTs, N checking batches, and the sequencer; 0: all here
     address_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     device_limit: Limit = field(default_factory=lambda: Limit(0, 0))
     witnesses: tuple[Verifier, ...] = ()
@@ -63,6 +63,7 @@ class Runtime:
     def __init__(self, config: ServiceConfig, clock: Callable[[], float] = time.time) -> None:
         self.config = config
         self.clock = clock
+        self.place = LogPlace(config.data_dir, config.db, config.db_schema)
         self.data = DataDir(config.data_dir)
         if not self.data.election.exists():
             raise StorageError(f"{config.data_dir}: no election.json; create the data directory first")
@@ -92,11 +93,16 @@ class Runtime:
         self.address_limiter = RateLimiter(config.address_limit, "client address", clock)
         self.device_limiter = RateLimiter(config.device_limit, "device key", clock)
         self.live = LiveLog(self.data.log, self.election, self.verifier, self.open_store, self._enrolled)
-        self.sequencer: Sequencer | None = None
+        self.sequencer: Sequencer | SequencerProcess | None = None
         self._started = False
-        if config.sequence:
-            self.sequencer = Sequencer(self.open_store, self._open_writer, self._lock(), self.live.poke, config.fault)
-        stored = self.sequencer.hand_over if self.sequencer is not None else None
+        stored = None
+        if config.sequence and config.workers > 0:  # in a process of its own (sequencer_process.py)
+            self.sequencer = SequencerProcess(self.place, self.live.poke, config.fault)
+        elif config.sequence:
+            self.sequencer = Sequencer(
+                self.open_store, self._open_writer, self.place.sequencer_lock(), self.live.poke, config.fault
+            )
+            stored = self.sequencer.hand_over
         # With workers, single POSTs are checked in processes of their own that the event loop talks to directly
         # (check_link.py); these threads then check only what those workers cannot.
         self.check_link = (
@@ -134,19 +140,10 @@ class Runtime:
 
     def open_store(self) -> SubmissionStore:
         """A new connection to the configured store."""
-        if self.config.db is not None:
-            return PostgresLogStore(self.config.db, schema=self.config.db_schema)
-        return SqliteLogStore(self.data.database)
-
-    def _lock(self) -> Lock:
-        if self.config.db is not None:
-            return SequencerLock(self.config.db, schema=self.config.db_schema)
-        return FileLock(self.data.root / "sequencer.lock")
+        return self.place.open_store()
 
     def _open_writer(self, store: SubmissionStore) -> LogWriter:
-        writer = LogWriter(store, self.data.log, self.election, self.authority)
-        writer.bootstrap()
-        return writer
+        return self.place.open_writer(store, self.election, self.authority)
 
     def _prepare_store(self) -> None:
         """A new PostgreSQL store starts from the data directory's SQLite log (its election and enrollments)."""

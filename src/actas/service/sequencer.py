@@ -69,12 +69,14 @@ class Sequencer:
         lock: Lock,
         on_checkpoint: Callable[[], None],
         fault: Fault | None = None,
+        on_lead: Callable[[bool], None] | None = None,
     ) -> None:
         self._open_store = open_store
         self._open_writer = open_writer
         self._lock = lock
         self._on_checkpoint = on_checkpoint
         self._fault = fault  # tests only: drop queued submissions instead of logging them
+        self._on_lead = on_lead  # told when this loop starts and stops sequencing
         self._wake = threading.Event()
         self._stop = threading.Event()
         # Handed over by this process's ingest, by leaf hash, with the number of the hand-over (in that order).
@@ -137,17 +139,22 @@ class Sequencer:
                 log.exception("sequencer failed; giving up the lead and trying again")
                 self._stop.wait(LOCK_POLL)
             finally:
-                self.is_leader = False
+                self._lead_changed(False)
                 self._forget_held()  # another process sequences them now
                 with contextlib.suppress(ActasError):
                     self._lock.release()
+
+    def _lead_changed(self, leads: bool) -> None:
+        self.is_leader = leads
+        if self._on_lead is not None:
+            self._on_lead(leads)
 
     def _lead(self) -> None:
         store = self._open_store()
         try:
             writer = self._open_writer(store)  # integrates whatever a dead sequencer left half done
             self._forget_held()  # anything left from an earlier lead was sequenced by another process since
-            self.is_leader = True
+            self._lead_changed(True)
             log.info("sequencing from size %d", writer.size)
             self._on_checkpoint()
             while not self._stop.is_set() and self._lock.held():
