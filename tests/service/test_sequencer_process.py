@@ -14,6 +14,7 @@ from collections.abc import Callable
 
 import pytest
 
+from actas.service import live as live_module
 from actas.service.sequencer_process import RESTART_PAUSE, SequencerProcess
 from tests.service.conftest import Election, LiveServer
 from tests.service.station import ELECTION_ENTRIES
@@ -124,3 +125,18 @@ def test_stopping_while_a_dead_sequencer_waits_to_be_replaced_starts_no_other(se
     assert time.monotonic() - began < RESTART_PAUSE  # no wait for the pause to end
     time.sleep(RESTART_PAUSE)
     assert sequencer.pid == pid, "a sequencer process was started after stop()"
+
+
+def test_each_checkpoint_the_process_signs_reaches_the_live_view_at_once(
+    serve: Callable[..., LiveServer], election: Election, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live view (results, events) looks at the checkpoint when the sequencer process says it signed one."""
+    monkeypatch.setattr(live_module, "POLL", 60.0)  # no look of its own in this test's time
+    server = serve(workers=1)
+    wait_until(lambda: server.client.get("/healthz").json()["sequencer"], 10, "the sequencer process leading")
+    post(server, election.actas[0])
+    wait_until(
+        lambda: (snapshot := server.runtime.live.snapshot) is not None and snapshot.checkpoint.size > ELECTION_ENTRIES,
+        5,
+        "the live view taking in the new checkpoint",
+    )
