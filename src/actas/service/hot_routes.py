@@ -38,7 +38,9 @@ async def submit_one(runtime: Runtime, media: str, body: bytes) -> Answer:
         elif media not in ("application/json", ""):
             raise MalformedError(f"content-type {media!r}: send application/json or text/plain (QR payload)")
         admit = _device_limit(runtime) if runtime.config.device_limit.rate > 0 else None
-        if runtime.check_link is not None:  # checked in a worker process, then handed to the committer
+        if runtime.check_link is not None and admit is None:  # checked in a worker process, then committed
+            outcome = await runtime.ingest.store_one(await runtime.check_link.check(body))
+        elif runtime.check_link is not None:  # the device limit reads the store: admitted on a thread
             checked = await runtime.check_link.check(body)
             outcome = await asyncio.wrap_future(runtime.ingest.admit_and_store(checked, admit, runtime.check_threads))
         else:  # checked on a thread beside the event loop, then handed to the committer from there
