@@ -15,7 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from actas.service import live as live_module
-from actas.service.sequencer_process import RESTART_PAUSE, SequencerProcess
+from actas.service.sequencer_process import NICENESS, RESTART_PAUSE, SequencerProcess
 from tests.service.conftest import Election, LiveServer
 from tests.service.station import ELECTION_ENTRIES
 
@@ -68,6 +68,8 @@ def test_the_sequencer_logs_from_its_own_process(server: LiveServer, election: E
     assert sequencer.pid != os.getpid()
     assert alive(sequencer.pid)
     assert "actas-sequencer" not in {thread.name for thread in threading.enumerate()}
+    here = os.getpriority(os.PRIO_PROCESS, 0)
+    assert os.getpriority(os.PRIO_PROCESS, sequencer.pid) == min(here + NICENESS, 19)  # receipts come first
     for acta in election.actas[:10]:
         post(server, acta)
     server.wait_for_size(ELECTION_ENTRIES + 10)

@@ -5,7 +5,8 @@ process that was tens of milliseconds of Python every step, during which the eve
 for the GIL: single POSTs lost about a sixth of their rate. Here the same Sequencer loop runs in a child process
 with its own store connection and lock. It reads submissions back from the store (nothing is handed over across
 processes), and it tells the service over a pipe when it starts or stops leading and when it signs a checkpoint.
-It ends with the service, even one killed with SIGKILL, and the service starts another if it dies alone.
+It runs at a lower CPU priority than the service (NICENESS), ends with the service, even one killed with
+SIGKILL, and the service starts another if it dies alone.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ CHECKPOINT = "checkpoint"  # child to service: a new checkpoint is on disk (else
 STOP = "stop"  # service to child: finish the current step and end
 RESTART_PAUSE = 1.0  # seconds before a sequencer process that died is started again
 STOP_TIMEOUT = 60.0  # seconds a stopping sequencer may take to finish its step before it is killed
+# Below the service and its check workers when the cores are all busy: stations get their receipts first, and the
+# sequencer catches up as soon as ingest leaves it a core (on an idle machine niceness changes nothing). Measured
+# with 18,000 actas in batches, -p 1 -j 2: receipted 10-15% faster, everything checkpointed no later.
+NICENESS = 10
 
 
 def run_sequencer(conn: Connection, place: LogPlace, fault: Fault | None, service: int) -> None:
@@ -38,6 +43,8 @@ def run_sequencer(conn: Connection, place: LogPlace, fault: Fault | None, servic
     # Ctrl-C in a terminal reaches the whole process group: the service stops this process itself.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     exit_with(service)
+    with contextlib.suppress(OSError):  # a platform without priorities: sequence at the service's
+        os.nice(NICENESS)
     data = place.data
     election = Election.from_json(data.election.read_bytes())
     authority = Signer.parse(data.authority_key.read_text(encoding="utf-8").strip())
