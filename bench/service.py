@@ -39,6 +39,9 @@ BATCH_LINES = 1000
 PACED_RATE = 500  # actas per second while reads are measured
 PACED_BATCH = 50
 PACED_SECONDS = 6.0  # each read phase's paced ingest; the reads run 5 s of it
+SINGLE_ROUNDS = 3
+SINGLE_POSTS = 2000  # per round, on 16 connections
+TRIVIAL_SECONDS = 1.5  # each look at the trivial endpoint
 
 
 def _free_port() -> int:
@@ -83,6 +86,7 @@ def run(mesas: int, out: Path, setups: list[tuple[int, int]]) -> None:
         data = out / f"data-{processes}x{workers}"
         shutil.copytree(out / "pristine", data)
         setup = f"{processes} service process(es), each with {workers} single-POST and {workers} batch checker(s)"
+        setup += " and a sequencer process" if workers else ""
         print(f"actas serve -p {processes} -j {workers}: {setup}")
         _report(processes, workers, _measure(data, actas, election, processes, workers))
 
@@ -118,18 +122,27 @@ def _measure(data: Path, actas: list[bytes], election: Election, processes: int,
         # The batch phase takes what the paced reads do not need: the longer it runs, the less the pipeline's
         # filling and draining (the first upload, the last commit) weigh in its rate.
         reserved = int(3 * PACED_RATE * PACED_SECONDS)  # three read phases, each under its own paced ingest
-        singles, batched, during = actas[:3000], actas[3000 : mesas - reserved], actas[mesas - reserved :]
+        count = SINGLE_ROUNDS * SINGLE_POSTS
+        singles, batched, during = actas[:count], actas[count : mesas - reserved], actas[mesas - reserved :]
         assert len(batched) >= 10 * BATCH_LINES, "bench: too few mesas for the batch phase"
 
-        # The trivial endpoint just before and just after the single POSTs; they are compared with the mean.
-        trivial = _in_child(port, [get("/healthz")], 16, 2.0)
-        line("service baseline: GET /healthz", trivial.rate, "req/s", extra=_latency(trivial))
-        single = _in_child(port, [post("/v1/actas", a) for a in singles], 16)
-        assert single.statuses.get(201) == len(singles), single.statuses
-        _wait_size(url, start_size + len(singles))
-        again = _in_child(port, [get("/healthz")], 16, 2.0)
-        line("  … and just after the single POSTs", again.rate, "req/s", extra=_latency(again))
-        mean = (trivial.rate + again.rate) / 2
+        # The single POSTs in rounds, each between two looks at the trivial endpoint: this host's speed drifts
+        # within seconds, and one long phase against a baseline taken before and after it measured the drift too.
+        trivial = [_in_child(port, [get("/healthz")], 16, TRIVIAL_SECONDS)]
+        line("service baseline: GET /healthz", trivial[0].rate, "req/s", extra=_latency(trivial[0]))
+        rounds: list[LoadResult] = []
+        for start in range(0, count, SINGLE_POSTS):
+            requests = [post("/v1/actas", a) for a in singles[start : start + SINGLE_POSTS]]
+            rounds.append(_in_child(port, requests, 16))
+            assert rounds[-1].statuses.get(201) == len(requests), rounds[-1].statuses
+            _wait_size(url, start_size + start + len(requests))
+            trivial.append(_in_child(port, [get("/healthz")], 16, TRIVIAL_SECONDS))
+            around = (trivial[-2].rate + trivial[-1].rate) / 2
+            line(f"  POSTs, round {len(rounds)}", rounds[-1].rate, "req/s", around, " trivial")
+            line("  … and GET /healthz after it", trivial[-1].rate, "req/s", extra=_latency(trivial[-1]))
+        mean = sum(t.rate for t in trivial) / len(trivial)
+        seconds = sum(r.seconds for r in rounds)
+        single = LoadResult(count, seconds, [x for r in rounds for x in r.latencies], {})
         line("POST /v1/actas (one acta each)", single.rate, "req/s", mean, " trivial" + _latency(single))
         figures = {"single": single.rate / mean}
 

@@ -34,7 +34,8 @@ def _limit(value: str, what: str) -> tuple[float, float]:
     "--workers",
     type=click.IntRange(0, 256),
     default=0,
-    help="Per service process: N processes checking single POSTs and N checking batches; 0: checks in the process.",
+    help="Per service process: N processes checking single POSTs, N checking batches, and one sequencing; "
+    "0: all in the process.",
 )
 @click.option(
     "--rate-per-address",
