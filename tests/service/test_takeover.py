@@ -7,7 +7,6 @@ process alone, as a crash would, and still end every process it started afterwar
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import signal
 import subprocess
@@ -20,6 +19,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.locks import lock_is_free
 from tests.service.chaos import free_port
 from tests.service.conftest import Election
 from tests.service.station import ELECTION_ENTRIES
@@ -142,18 +142,6 @@ def holders(pids: list[int], path: Path) -> list[int]:
                         found.append(pid)
                         break
     return found
-
-
-def lock_is_free(path: Path) -> bool:
-    """Whether an exclusive flock on path can be taken now (then it is released at once)."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads the process table from /proc")

@@ -15,6 +15,7 @@ import pytest
 from actas.errors import StorageError
 from actas.storage.base import NewEntry, Stored, Submission
 from actas.storage.sqlite import SqliteLogStore
+from tests.locks import lock_is_free
 
 
 def acta(data: bytes, mesa: str = "m1") -> NewEntry:
@@ -33,18 +34,6 @@ def store(tmp_path: Path) -> Iterator[SqliteLogStore]:
 def writer_lock(store_path: Path) -> Path:
     """The flock file of a database's writers."""
     return store_path.parent / f"{store_path.name}-writer.lock"
-
-
-def lock_is_free(path: Path) -> bool:
-    """Whether an exclusive flock on path can be taken now (then it is released at once)."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return False
-    finally:
-        os.close(fd)
-    return True
 
 
 WRITES: dict[str, Callable[[SqliteLogStore], object]] = {
