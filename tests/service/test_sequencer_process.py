@@ -15,6 +15,7 @@ from collections.abc import Callable
 import pytest
 
 from actas.service import live as live_module
+from actas.service import sequencer_process
 from actas.service.sequencer_process import NICENESS, RESTART_PAUSE, SequencerProcess
 from tests.service.conftest import Election, LiveServer
 from tests.service.station import ELECTION_ENTRIES
@@ -115,17 +116,31 @@ def test_stopping_ends_the_sequencer_process_and_can_be_repeated(server: LiveSer
     sequencer.stop()  # and again when the runtime closes at teardown
 
 
-def test_stopping_while_a_dead_sequencer_waits_to_be_replaced_starts_no_other(server: LiveServer) -> None:
+def test_sigterm_stops_the_sequencer_process_cleanly_and_it_is_not_replaced(server: LiveServer) -> None:
+    """A service manager's SIGTERM reaches the whole group: the sequencer ends its step, exits 0, and stays ended."""
+    sequencer = sequencer_of(server)
+    pid = sequencer.pid
+    assert pid is not None
+    os.kill(pid, signal.SIGTERM)
+    wait_until(lambda: not alive(pid) and not sequencer.is_leader, 10, "the sequencer process stopping")
+    time.sleep(RESTART_PAUSE + 0.5)
+    assert sequencer.pid == pid, "a stopped sequencer process was replaced as if it had crashed"
+
+
+def test_stopping_while_a_dead_sequencer_waits_to_be_replaced_starts_no_other(
+    server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sequencer_process, "RESTART_PAUSE", 5.0)  # ample time to stop() within the pause
     sequencer = sequencer_of(server)
     pid = sequencer.pid
     assert pid is not None
     os.kill(pid, signal.SIGKILL)
     wait_until(lambda: not alive(pid), 5, "the sequencer process gone")
-    time.sleep(RESTART_PAUSE / 4)  # the service has seen the pipe end and waits before starting another
+    time.sleep(0.5)  # the service has seen the pipe end and waits before starting another
     began = time.monotonic()
     sequencer.stop()
-    assert time.monotonic() - began < RESTART_PAUSE  # no wait for the pause to end
-    time.sleep(RESTART_PAUSE)
+    assert time.monotonic() - began < 4  # no wait for the pause to end
+    time.sleep(1)
     assert sequencer.pid == pid, "a sequencer process was started after stop()"
 
 

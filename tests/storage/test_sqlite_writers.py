@@ -12,6 +12,7 @@ from typing import cast
 
 import pytest
 
+import actas.storage.sqlite as sqlite_module
 from actas.errors import StorageError
 from actas.storage.base import NewEntry, Stored, Submission
 from actas.storage.sqlite import SqliteLogStore
@@ -90,3 +91,30 @@ def test_a_store_that_cannot_open_its_writers_lock_says_so(tmp_path: Path) -> No
     (tmp_path / "log.db-writer.lock").mkdir()  # a directory cannot be opened for writing
     with pytest.raises(StorageError, match="writers' lock"):
         SqliteLogStore(tmp_path / "log.db")
+
+
+def test_a_write_held_up_past_the_wait_fails_and_stores_nothing(
+    store: SqliteLogStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A holder that never lets go (stopped, hung) costs a StorageError after WRITER_WAIT, not a hung request."""
+    monkeypatch.setattr(sqlite_module, "WRITER_WAIT", 0.3)
+    holder = os.open(writer_lock(tmp_path / "log.db"), os.O_RDONLY)
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    try:
+        with pytest.raises(StorageError, match="held the database"):
+            store.submit([Submission(acta(b"late"), 5, "dev")])
+    finally:
+        os.close(holder)
+    assert store.submitted([acta(b"late").entry_hash]) == {}
+
+
+def test_closing_twice_closes_nothing_else(tmp_path: Path) -> None:
+    """A second close() must not close whatever file has taken the lock's descriptor number meanwhile."""
+    store = SqliteLogStore(tmp_path / "log.db")
+    store.close()
+    other = os.open(tmp_path / "other", os.O_RDWR | os.O_CREAT)
+    try:
+        store.close()
+        os.fstat(other)  # still open
+    finally:
+        os.close(other)

@@ -333,7 +333,10 @@ class Ingest:
             except Exception as exc:  # never leave a request waiting for ever, whatever went wrong
                 log.exception("group commit failed")
                 answers = StorageError(f"cannot store the submission: {type(exc).__name__}")
-            self._answer(jobs, answers)
+            try:
+                self._answer(jobs, answers)
+            except Exception:  # the committer must outlive it: every later request would wait for ever
+                log.exception("answering a group commit failed")
 
     def _answer(self, jobs: list[_Job], answers: list[list[Outcome]] | StorageError) -> None:
         """Give each job its outcomes (or the group's failure): waiters on an event loop in one call per loop."""

@@ -40,8 +40,10 @@ NICENESS = 10
 
 def run_sequencer(conn: Connection, place: LogPlace, fault: Fault | None, service: int) -> None:
     """The child: sequence until the service says stop, closes its end of the pipe, or dies."""
-    # Ctrl-C in a terminal reaches the whole process group: the service stops this process itself.
+    # Ctrl-C in a terminal reaches the whole process group: the service stops this process itself. A service
+    # manager's SIGTERM (to the whole group too) ends it as STOP does: the current step first, then exit code 0.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _stop_on_signal)
     exit_with(service)
     with contextlib.suppress(OSError):  # a platform without priorities: sequence at the service's
         os.nice(NICENESS)
@@ -63,9 +65,18 @@ def run_sequencer(conn: Connection, place: LogPlace, fault: Fault | None, servic
         tell,
     )
     sequencer.start()
-    with contextlib.suppress(EOFError, OSError):
-        conn.recv()  # STOP, or the end of the pipe
+    with contextlib.suppress(EOFError, OSError, _Stopped):
+        conn.recv()  # STOP, the end of the pipe, or SIGTERM
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # stopping already
     sequencer.stop()
+
+
+class _Stopped(Exception):
+    """SIGTERM arrived: stop as on STOP."""
+
+
+def _stop_on_signal(signum: int, frame: object) -> None:
+    raise _Stopped
 
 
 class SequencerProcess:
@@ -127,8 +138,11 @@ class SequencerProcess:
                 if self._stopping.is_set():
                     return
                 process.join(timeout=5)
-                log.error("the sequencer process ended (exit code %s); starting another", process.exitcode)
                 conn.close()
+                if process.exitcode == 0:  # stopped on purpose (SIGTERM): the service is stopping too, as a rule
+                    log.warning("the sequencer process was stopped; this service process no longer sequences")
+                    return
+                log.error("the sequencer process ended (exit code %s); starting another", process.exitcode)
                 if not self._restart():
                     return
                 continue

@@ -7,6 +7,7 @@ import fcntl
 import functools
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, cast
@@ -87,6 +88,9 @@ def _storage_errors(fn: _Fn) -> _Fn:
     return cast(_Fn, wrapper)
 
 
+WRITER_WAIT = 60.0  # seconds a write waits for the writers' flock before it fails
+WRITER_POLL_FIRST = 0.0001  # seconds between tries for the flock, doubling…
+WRITER_POLL_MAX = 0.002  # …up to this: a commit behind a sequencer step starts within 2 ms of its end
 IN_CHUNK = 500  # parameters per IN (...) list, below SQLite's limit on bound variables
 
 
@@ -143,12 +147,24 @@ class SqliteLogStore:
 
     def __init__(self, path: Path | str) -> None:
         try:
-            # Writers queue on an flock beside the database before they begin (see _writing).
-            self._writer = os.open(f"{path}-writer.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            # Writers queue on an flock beside the database before they begin (see _writing). Read-only: flock needs
+            # no more, and a lock file that root created stays usable by the database's owner.
+            self._writer = os.open(f"{path}-writer.lock", os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
         except OSError as exc:
             raise StorageError(f"{path}: cannot open the writers' lock: {exc.strerror}") from None
         try:
             self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            os.close(self._writer)
+            raise StorageError(f"{path}: cannot open log database: {exc}") from None
+        try:
+            self._open(path)
+        except BaseException:
+            self.close()
+            raise
+
+    def _open(self, path: Path | str) -> None:
+        try:
             self._db.execute("PRAGMA journal_mode=WAL")
             # FULL: a commit is on disk when append() returns, so a receipt may be issued.
             self._db.execute("PRAGMA synchronous=FULL")
@@ -160,7 +176,6 @@ class SqliteLogStore:
             self._add_batch_column()
             row = self._db.execute("SELECT COALESCE(MAX(idx) + 1, 0), COUNT(*) FROM entries").fetchone()
         except sqlite3.Error as exc:
-            os.close(self._writer)
             raise StorageError(f"{path}: cannot open log database: {exc}") from None
         if row[0] != row[1]:
             raise StorageError(f"{path}: entry indexes are not contiguous ({row[1]} entries, max {row[0] - 1})")
@@ -180,11 +195,12 @@ class SqliteLogStore:
 
         Ingest, the sequencer and other service processes write through connections of their own. SQLite makes a
         writer that finds the database locked sleep and try again (1, 2, 5, 10 ms…), so one commit behind a
-        sequencer step waited several milliseconds longer than the step held the lock. Queued on an flock
-        instead, the next writer begins the moment the previous one ends. (busy_timeout still guards against
-        writers that do not take the flock.)
+        sequencer step waited several milliseconds longer than the step held the lock. Waiting on an flock
+        instead, with pauses of at most 2 ms, the next writer begins soon after the previous one ends, and gives up
+        with a StorageError after WRITER_WAIT (a holder stopped or hung), as SQLite's busy_timeout did. (That timeout
+        still guards against writers that do not take the flock.)
         """
-        fcntl.flock(self._writer, fcntl.LOCK_EX)
+        self._lock_writers()
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
@@ -196,6 +212,20 @@ class SqliteLogStore:
                 raise
         finally:
             fcntl.flock(self._writer, fcntl.LOCK_UN)
+
+    def _lock_writers(self) -> None:
+        """Take the writers' flock, polling with short pauses (flock itself cannot time out) up to WRITER_WAIT."""
+        deadline = time.monotonic() + WRITER_WAIT
+        pause = WRITER_POLL_FIRST
+        while True:
+            try:
+                fcntl.flock(self._writer, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise StorageError(f"another writer has held the database for over {WRITER_WAIT:.0f} s") from None
+            time.sleep(pause)
+            pause = min(2 * pause, WRITER_POLL_MAX)
 
     def size(self) -> int:
         """Number of entries stored."""
@@ -390,6 +420,8 @@ class SqliteLogStore:
         return [str(row[0]) for row in cursor]
 
     def close(self) -> None:
-        """Close the database."""
+        """Close the database (again: nothing)."""
         self._db.close()
-        os.close(self._writer)
+        if self._writer >= 0:  # never twice: the number may belong to another file by now
+            os.close(self._writer)
+            self._writer = -1
