@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Callable, Coroutine, Iterator, Sequence
 from typing import Any, TypeVar
 
@@ -152,3 +153,25 @@ def test_after_close_a_request_hears_the_service_is_stopping(ingest: Ingest) -> 
             await answered(ingest.store_one(item(1)))
 
     run(body)
+
+
+def test_the_committer_outlives_a_failure_while_answering(ingest: Ingest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An error while answering one group is logged; the committer goes on and answers the next group."""
+    answer = ingest._answer
+    calls: list[int] = []
+
+    def failing_once(*args: Any) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("answering failed")
+        answer(*args)
+
+    monkeypatch.setattr(ingest, "_answer", failing_once)
+    ingest.store([item(1)])  # its answer is lost with the failure
+    deadline = time.monotonic() + 10
+    while not calls:  # item 1's group answered (and failed) before item 2 is queued: a group of its own
+        assert time.monotonic() < deadline, "the first group was never answered"
+        time.sleep(0.01)
+    (outcome,) = ingest.store([item(2)]).result(timeout=10)
+    assert isinstance(outcome, Accepted)
+    assert outcome.status == "accepted"

@@ -100,11 +100,25 @@ def test_a_write_held_up_past_the_wait_fails_and_stores_nothing(
     monkeypatch.setattr(sqlite_module, "WRITER_WAIT", 0.3)
     holder = os.open(writer_lock(tmp_path / "log.db"), os.O_RDONLY)
     fcntl.flock(holder, fcntl.LOCK_EX)
-    try:
-        with pytest.raises(StorageError, match="held the database"):
+    failed: list[BaseException] = []
+
+    def write() -> None:
+        try:
             store.submit([Submission(acta(b"late"), 5, "dev")])
+        except BaseException as exc:
+            failed.append(exc)
+
+    writer = threading.Thread(target=write, daemon=True)
+    try:
+        writer.start()
+        writer.join(5)  # a write that waits for ever fails the test here instead of hanging it
+        assert not writer.is_alive(), "the write still waits for the writers' lock"
     finally:
         os.close(holder)
+        writer.join(5)
+    (error,) = failed
+    assert isinstance(error, StorageError)
+    assert "held the database" in str(error)
     assert store.submitted([acta(b"late").entry_hash]) == {}
 
 
